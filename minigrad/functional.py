@@ -1,0 +1,348 @@
+"""Functional forms (import as F): thin wrappers over ops.py, composites, and the fused ops.
+
+The fused ops are Conv2d (im2col: a convolution as one matrix product), BatchNorm (its backward
+is the closed form lesson 06 derives) and CrossEntropy (softmax minus one-hot). Everything else
+here is a composition of primitive ops, so autograd derives its gradient.
+"""
+import numpy as np
+
+from . import ops
+from .tensor import Function, Tensor
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ---- primitive ops under their functional names -------------------------------------------
+def add(a, b): return _t(a) + b
+def sub(a, b): return _t(a) - b
+def mul(a, b): return _t(a) * b
+def div(a, b): return _t(a) / b
+def neg(x): return -_t(x)
+def pow(x, exponent): return _t(x) ** exponent
+def exp(x): return _t(x).exp()
+def log(x): return _t(x).log()
+def sqrt(x): return _t(x).sqrt()
+def tanh(x): return _t(x).tanh()
+def sigmoid(x): return _t(x).sigmoid()
+def relu(x): return _t(x).relu()
+def matmul(a, b): return _t(a) @ b
+def sum(x, axis=None, keepdims=False): return _t(x).sum(axis, keepdims)
+def mean(x, axis=None, keepdims=False): return _t(x).mean(axis, keepdims)
+def max(x, axis=None, keepdims=False): return _t(x).max(axis, keepdims)
+def var(x, axis=None, keepdims=False, correction=1): return _t(x).var(axis, keepdims, correction)
+def reshape(x, shape): return _t(x).reshape(shape)
+def permute(x, axes): return _t(x).permute(axes)
+def transpose(x, dim0=-2, dim1=-1): return _t(x).transpose(dim0, dim1)
+def clip(x, min=None, max=None): return _t(x).clip(min, max)
+def softmax(x, axis=-1): return _t(x).softmax(axis)
+def log_softmax(x, axis=-1): return _t(x).log_softmax(axis)
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding, pad_width as numpy.pad's ((before, after), ...) per axis."""
+    return ops.Pad.apply(_t(x), pad_width=tuple(tuple(p) for p in pad_width), value=value)
+
+
+def concatenate(tensors, axis=0):
+    return ops.Concatenate.apply(*[_t(t) for t in tensors], axis=axis)
+
+
+cat = concatenate    # PyTorch's name
+
+
+def stack(tensors, axis=0):
+    return ops.Stack.apply(*[_t(t) for t in tensors], axis=axis)
+
+
+def where(cond, a, b):
+    """a where cond else b; a or b may be Python numbers."""
+    cond = cond.data if isinstance(cond, Tensor) else cond
+    if isinstance(a, Tensor):
+        b = a._wrap(b)
+    elif isinstance(b, Tensor):
+        a = b._wrap(a)
+    else:
+        a, b = _t(a), _t(b)
+    return ops.Where.apply(cond, a, b)
+
+
+# ---- layers ---------------------------------------------------------------------------------
+def linear(x, weight, bias=None):
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the "
+                         f"weight {weight.shape} expects {weight.shape[1]}")
+    y = x @ weight.T
+    return y + bias if bias is not None else y
+
+
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, int) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) for n in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return pair
+
+
+class Conv2d(Function):
+    """2-D cross-correlation (what deep learning calls convolution) via im2col.
+
+    Forward: unfold every (C, kh, kw) input patch into a row of `cols`, then
+        out[n, o, i, j] = sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[o, c, u, v] + b[o]
+                        = (cols @ W^T)[row (n, i, j), o]        with W = w reshaped (O, C*kh*kw)
+    VJP (lesson 03 derives it):
+        dW = dout_rows^T @ cols,   db = sum of dout over (n, i, j),
+        dcols = dout_rows @ W, then col2im adds each patch's gradient back where it came from.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0)):
+        xp = ctx.xp
+        N, C, H, W = x.shape
+        O, _, kh, kw = w.shape
+        (sh, sw), (ph, pw) = stride, padding
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        if ph or pw:
+            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        # A strided view of every patch, no copy yet: (N, Ho, Wo, C, kh, kw).
+        sN, sC, sH, sW = x.strides
+        windows = xp.lib.stride_tricks.as_strided(
+            x, shape=(N, Ho, Wo, C, kh, kw), strides=(sN, sH * sh, sW * sw, sC, sH, sW))
+        cols = windows.reshape(N * Ho * Wo, C * kh * kw)     # the one copy: im2col
+        w_mat = w.reshape(O, C * kh * kw)                    # (O, C, kh, kw) -> (O, C*kh*kw)
+        out = cols @ w_mat.T                                 # (N*Ho*Wo, O)
+        if b is not None:
+            out += b
+        ctx.save_for_backward(cols, w)
+        ctx.geometry = (N, C, H, W, Ho, Wo, sh, sw, ph, pw)
+        ctx.has_bias = b is not None
+        return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)   # (N*Ho*Wo, O) -> (N, O, Ho, Wo)
+
+    @staticmethod
+    def backward(ctx, dout):
+        cols, w = ctx.saved
+        N, C, H, W, Ho, Wo, sh, sw, ph, pw = ctx.geometry
+        O, _, kh, kw = w.shape
+        d_rows = dout.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)   # (N, O, Ho, Wo) -> rows
+        dw = (d_rows.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
+        db = d_rows.sum(axis=0) if ctx.has_bias else None
+        dx = None
+        if ctx.needs_input_grad[0]:
+            # col2im: patch (u, v) of every output pixel lands on x_pad[:, :, i*s + u, j*s + v].
+            dcols = (d_rows @ w.reshape(O, -1)).reshape(N, Ho, Wo, C, kh, kw)
+            dx_pad = ctx.xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+            for u in range(kh):          # a loop over the kh*kw kernel taps, not over pixels
+                for v in range(kw):
+                    dx_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw] += \
+                        dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)  # (N,Ho,Wo,C)->(N,C,Ho,Wo)
+            dx = dx_pad[:, :, ph:ph + H, pw:pw + W]
+        return (dx, dw, db) if ctx.has_bias else (dx, dw)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution of an (N, C, H, W) input with a (O, C, kh, kw) weight (PyTorch's layout)."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D (N, C, H, W) input, got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D (O, C, kh, kw) weight, got shape {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the "
+                         f"weight {weight.shape} expects {weight.shape[1]}")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
+    kh, kw = weight.shape[2:]
+    if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
+                         f"{x.shape[2] + 2 * padding[0]}x{x.shape[3] + 2 * padding[1]}")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"conv2d: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
+                        "convert one (e.g. x.float() or model.to(np.float64))")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*args, stride=stride, padding=padding)
+
+
+# ---- BatchNorm -------------------------------------------------------------------------------
+class BatchNorm(Function):
+    """Batch normalisation over every axis but the channel axis 1 (Ioffe & Szegedy 2015, Alg. 1).
+
+    With m values per channel (m = N, N*L or N*H*W):
+        mu = (1/m) sum x,   var = (1/m) sum (x - mu)^2          (biased, two passes)
+        xhat = (x - mu) * invstd,   invstd = 1 / sqrt(var + eps),   y = gamma * xhat + beta
+    VJP in training, the closed form derived in lesson 06:
+        dbeta = sum dout,   dgamma = sum dout * xhat,
+        dx = gamma * invstd / m * (m * dout - dbeta - xhat * dgamma)
+    In eval mode mu and var are constants (the running statistics), so dx = dout * gamma * invstd.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
+                training=True, momentum=0.1, eps=1e-5):
+        xp = ctx.xp
+        N, C = x.shape[0], x.shape[1]
+        x3 = x.reshape(N, C, -1)                   # (N, C, *spatial) -> (N, C, L)
+        m = N * x3.shape[2]
+        if training:
+            mean = x3.mean(axis=(0, 2), keepdims=True)             # (1, C, 1)
+            xmu = x3 - mean
+            var = (xmu * xmu).mean(axis=(0, 2), keepdims=True)     # biased: divides by m
+            invstd = 1 / xp.sqrt(var + eps)
+            xhat = xmu * invstd
+            if running_mean is not None:
+                # PyTorch's convention: running = (1 - momentum) * running + momentum * batch,
+                # and the running variance stores the *unbiased* estimate var * m / (m - 1).
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean.ravel()
+                running_var *= 1 - momentum
+                running_var += (momentum * m / (m - 1)) * var.ravel()
+        else:
+            invstd = (1 / xp.sqrt(running_var + eps)).reshape(1, C, 1)
+            xhat = (x3 - running_mean.reshape(1, C, 1)) * invstd
+        y = xhat if weight is None else xhat * weight.reshape(1, C, 1)
+        if bias is not None:
+            y = y + bias.reshape(1, C, 1)
+        ctx.save_for_backward(xhat, invstd, weight)
+        ctx.training, ctx.m, ctx.affine = training, m, weight is not None
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, dout):
+        xhat, invstd, weight = ctx.saved
+        N, C = dout.shape[0], dout.shape[1]
+        d3 = dout.reshape(N, C, -1)                 # (N, C, *spatial) -> (N, C, L)
+        dbeta = d3.sum(axis=(0, 2))                 # (C,)
+        dgamma = (d3 * xhat).sum(axis=(0, 2))       # (C,)
+        scale = invstd if weight is None else weight.reshape(1, C, 1) * invstd
+        if ctx.training:
+            m = ctx.m
+            dx = (scale / m) * (m * d3 - dbeta.reshape(1, C, 1) - xhat * dgamma.reshape(1, C, 1))
+        else:
+            dx = d3 * scale
+        dx = dx.reshape(dout.shape)
+        return (dx, dgamma, dbeta) if ctx.affine else (dx,)
+
+
+def _check_batch_norm_input(x, weight, running_mean, training):
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
+    C = x.shape[1]
+    for name, t in (("weight", weight), ("running_mean", running_mean)):
+        if t is not None and t.shape != (C,):
+            raise ValueError(f"batch_norm: input {x.shape} has {C} channels but {name} has "
+                             f"shape {t.shape}; the channel axis is axis 1")
+    if training and x.numel() // C <= 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {x.shape}. "
+            "With one value per channel the batch variance is 0 and every output is beta, so "
+            "there is nothing to learn from: use a batch of at least 2 (DataLoader(..., "
+            "drop_last=True) drops a last batch of 1), or call model.eval() for inference.")
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+               training=False, momentum=0.1, eps=1e-5):
+    """PyTorch's F.batch_norm: the fused op (closed-form backward).
+
+    running_mean / running_var (Tensors or arrays of shape (C,)) are updated in place when
+    training; in eval mode (training=False) they are used for normalising. Passing None for
+    both means batch statistics are always used.
+    """
+    _check_batch_norm_input(x, weight, running_mean, training)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    training = training or rm is None
+    args = (x,) if weight is None else (x, weight, bias)
+    return BatchNorm.apply(*args, running_mean=rm, running_var=rv, training=training,
+                           momentum=momentum, eps=eps)
+
+
+def batch_norm_composite(x, running_mean=None, running_var=None, weight=None, bias=None,
+                         training=False, momentum=0.1, eps=1e-5):
+    """The same function as `batch_norm`, written with primitive ops only.
+
+    Autograd derives its backward through mean, subtract, square, sqrt and divide; tests and
+    lesson 06 check that it agrees with the fused op's closed form.
+    """
+    _check_batch_norm_input(x, weight, running_mean, training)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)       # per-channel vectors broadcast over axes
+    if training or rm is None:
+        mu = x.mean(axis=axes, keepdims=True)
+        xmu = x - mu
+        var = (xmu * xmu).mean(axis=axes, keepdims=True)
+        if rm is not None:
+            m = x.data.size // x.shape[1]
+            rm *= 1 - momentum
+            rm += momentum * mu.data.ravel()
+            rv *= 1 - momentum
+            rv += (momentum * m / (m - 1)) * var.data.ravel()
+    else:
+        xmu = x - Tensor._make(rm.reshape(shape), False, None)
+        var = Tensor._make(rv.reshape(shape), False, None)
+    xhat = xmu / (var + eps).sqrt()
+    if weight is not None:
+        xhat = xhat * weight.reshape(shape)
+    if bias is not None:
+        xhat = xhat + bias.reshape(shape)
+    return xhat
+
+
+# ---- losses ----------------------------------------------------------------------------------
+class CrossEntropy(Function):
+    """loss = -(1/N) sum_n log softmax(x_n)[t_n], for logits x (N, C) and class indices t (N,).
+
+    log softmax uses log-sum-exp (max-shifted), so large logits do not overflow.
+    VJP: dx = dout * (softmax(x) - onehot(t)) / N.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        xp = ctx.xp
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        rows = xp.arange(len(target))
+        ctx.save_for_backward(logp, target)
+        return -logp[rows, target].mean()
+
+    @staticmethod
+    def backward(ctx, dout):
+        logp, target = ctx.saved
+        n = len(target)
+        dx = ctx.xp.exp(logp)                       # softmax(x)
+        dx[ctx.xp.arange(n), target] -= 1           # minus one-hot(t)
+        dx *= dout / n
+        return dx, None
+
+
+def cross_entropy(logits, target):
+    """Mean cross-entropy of (N, C) logits against integer class targets of shape (N,)."""
+    target_data = target.data if isinstance(target, Tensor) else target
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy expects (N, C) logits, got shape {logits.shape}")
+    if not hasattr(target_data, "dtype"):
+        target_data = np.asarray(target_data)
+    if target_data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy expects integer class indices as target, got dtype "
+                        f"{target_data.dtype}; use labels like np.array([3, 0, 7]), not one-hot "
+                        "or float vectors")
+    if target_data.shape != (logits.shape[0],):
+        raise ValueError(f"cross_entropy: logits {logits.shape} need a target of shape "
+                         f"({logits.shape[0]},), got {target_data.shape}")
+    if target_data.size and (target_data.min() < 0 or target_data.max() >= logits.shape[1]):
+        raise ValueError(f"cross_entropy: target values must lie in [0, {logits.shape[1]}) for "
+                         f"{logits.shape[1]} classes, got min {int(target_data.min())} and max "
+                         f"{int(target_data.max())}")
+    target = Tensor(target_data) if not isinstance(target, Tensor) else target
+    return CrossEntropy.apply(logits, target)
+
+
+def mse_loss(x, target):
+    """Mean squared error, mean((x - target)^2); shapes must match (no silent broadcasting)."""
+    target = _t(target) if not isinstance(target, Tensor) else target
+    if x.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {x.shape} and target shape {target.shape} "
+                         "differ; broadcasting them would silently average the wrong pairs")
+    diff = x - target
+    return (diff * diff).mean()

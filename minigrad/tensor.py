@@ -1,0 +1,578 @@
+"""Tensor, the autograd graph and reverse-mode differentiation.
+
+A Tensor wraps a NumPy or CuPy array. Every differentiable operation is a `Function` subclass
+(see ops.py) whose `apply` runs its forward on raw arrays and, when gradients are wanted, records
+a `Context` on the output. `Tensor.backward` walks those contexts in reverse topological order.
+"""
+import numpy as np
+
+from . import backend
+
+_grad_enabled = True
+
+
+class no_grad:
+    """Context manager and decorator: operations inside record no graph.
+
+        with no_grad():              @no_grad()
+            y = model(x)             def evaluate(model): ...
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class Context:
+    """What a Function's forward leaves for its backward.
+
+    `xp` is the array library of the inputs, `saved` the arrays kept by `save_for_backward`,
+    `needs_input_grad` one bool per Tensor input (PyTorch's name) so a backward can skip work.
+    Ops may also store plain attributes on it (an axis, a shape).
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.saved = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Function:
+    """Base class of every differentiable op: subclasses define two static methods,
+
+        forward(ctx, *arrays, **options) -> array
+        backward(ctx, dout) -> one gradient per Tensor argument (None where there is none)
+
+    `apply` unwraps Tensor arguments to arrays, runs forward, and records the graph edge.
+    """
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        parents = []
+        arrays = []
+        first = None
+        for a in args:
+            if isinstance(a, Tensor):
+                if first is None:
+                    first = a
+                elif type(a.data) is not type(first.data):
+                    raise RuntimeError(
+                        f"{cls.__name__}: expected all tensors on the same device, but found "
+                        f"one on {first.device} {first.shape} and one on {a.device} {a.shape}; "
+                        "move one with .to(device) first")
+                parents.append(a)
+                arrays.append(a.data)
+            else:
+                arrays.append(a)
+        ctx = Context(backend.xp_of(first.data) if first is not None else np)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        if _grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    ctx.fn = cls
+                    ctx.parents = parents
+                    ctx.needs_input_grad = tuple(q.requires_grad for q in parents)
+                    return Tensor._make(out, True, ctx)
+        return Tensor._make(out, False, None)
+
+
+def _unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`: the one place broadcasting is undone.
+
+    A broadcast input was copied along the new leading axes and along its size-1 axes, so its
+    gradient is the sum of the output gradient over exactly those axes.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _coerce_dtype(array, dtype):
+    """Apply minigrad's dtype rule: floats default to float32, integers and bools stay."""
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    kind = array.dtype.kind
+    if kind == "f":
+        return array if array.dtype == np.float32 else array.astype(np.float32)
+    if kind in "iub":
+        return array
+    raise TypeError(
+        f"minigrad tensors hold numbers, but got an array of dtype {array.dtype} "
+        f"(kind {kind!r}); convert it to a float or integer array first, e.g. "
+        "np.asarray(data, dtype=np.float32)")
+
+
+class Tensor:
+    """An n-dimensional array with an optional gradient.
+
+    Tensor(data, requires_grad=False, dtype=None, device=None)
+
+    data:  a Python number or nested list, a NumPy or CuPy array, or another Tensor.
+    dtype: floats default to float32 (Python floats and float64 arrays included); pass
+           dtype=np.float64 to keep float64. Integer data (class labels) stays integer.
+    device: 'cpu' or 'cuda'; by default the device the data is already on.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if device is None:
+            device = backend.device_of(data) if backend.is_array(data) else "cpu"
+        xp = backend.xp_for(device)
+        if backend.is_array(data) and backend.xp_of(data) is not xp:
+            data = backend.to_device(data, device)
+        try:
+            array = xp.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"cannot make a Tensor from {type(data).__name__}: {exc}") from None
+        array = _coerce_dtype(array, dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype "
+                            f"{array.dtype}; pass dtype=np.float32 (or float64)")
+        self.data = array
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._retains_grad = False
+
+    @classmethod
+    def _make(cls, data, requires_grad, ctx):
+        """Fast internal constructor for op outputs (no dtype or device checks)."""
+        t = object.__new__(Tensor)
+        if not backend.is_array(data):      # NumPy reductions return scalars, not arrays
+            data = np.asarray(data)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        t._retains_grad = False
+        return t
+
+    # ---- properties --------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """Name of the op that made this tensor, or None for a leaf."""
+        return None if self._ctx is None else self._ctx.fn.__name__
+
+    def numel(self):
+        return self.data.size
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(backend.to_numpy(self.data), precision=4, separator=", ",
+                               prefix="Tensor(", threshold=20, edgeitems=2)
+        extra = f", grad_fn={self.grad_fn}" if self._ctx is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return (f"Tensor({body}, shape={self.shape}, dtype={self.dtype}, "
+                f"device={self.device}{extra})")
+
+    # ---- conversion --------------------------------------------------------------------
+    def numpy(self):
+        """The values as a host NumPy array (copied off the GPU when needed)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self):
+        """A tensor sharing the same array, cut from the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def to(self, device):
+        """This tensor on `device` ('cpu' or 'cuda'); gradients flow back across the move."""
+        device = backend.check_device(device)
+        if device == self.device:
+            return self
+        from .ops import ToDevice
+        return ToDevice.apply(self, device=device)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def astype(self, dtype):
+        from .ops import Cast
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        self._retains_grad = True
+        return self
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- reverse mode ------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires grad.
+
+        grad: d(loss)/d(self); may be omitted only when self holds a single element (then 1).
+        retain_graph: keep the saved arrays so backward can run through this graph again
+        (as in PyTorch, they are freed by default: that is what keeps training memory flat).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: none of the tensors "
+                "it was computed from had requires_grad=True (or it was made under no_grad())")
+        xp = backend.xp_of(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a single-element output, got shape "
+                    f"{self.shape}; reduce it first (e.g. loss = out.sum()) or pass "
+                    f"grad=<array of shape {self.shape}>")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            grad = xp.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(grad) needs a gradient of shape {self.shape}, "
+                                 f"got {grad.shape}")
+            grad = grad.copy()   # never alias (and later mutate) an array the caller owns
+
+        grads = {id(self): grad}
+        handed_out = set()       # ids of arrays already stored in some leaf's .grad
+        for t in self._topological_order():
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            ctx = t._ctx
+            if ctx is None or t._retains_grad:
+                # A backward may hand one array to several inputs (Add passes dout through):
+                # copy views and shared arrays so that each .grad is owned by its tensor alone.
+                if t.grad is None:
+                    if id(g) in handed_out or getattr(g, "base", None) is not None:
+                        g = g.copy()
+                    handed_out.add(id(g))
+                    t.grad = g
+                else:
+                    t.grad = t.grad + g
+                if ctx is None:
+                    continue
+            if ctx.saved is None:
+                raise RuntimeError(
+                    f"backward() is running through the graph a second time, but {ctx.fn.__name__}'s "
+                    "saved arrays were freed after the first backward(); call "
+                    "backward(retain_graph=True) the first time to run it again")
+            in_grads = ctx.fn.backward(ctx, g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if len(in_grads) != len(ctx.parents):
+                raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(in_grads)} "
+                                   f"gradients for {len(ctx.parents)} tensor inputs")
+            if not retain_graph:
+                ctx.saved = None
+            for p, pg in zip(ctx.parents, in_grads):
+                if pg is None or not p.requires_grad:
+                    continue
+                pg = _unbroadcast(pg, p.data.shape)
+                key = id(p)
+                grads[key] = grads[key] + pg if key in grads else pg
+
+    def _topological_order(self):
+        """Tensors from self back to the leaves, each after every tensor that uses it.
+
+        Iterative depth-first search (a chain of 10,000 ops would overflow Python's recursion
+        limit): a node is emitted once all its inputs were, then the list is reversed.
+        """
+        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            t, inputs_done = stack.pop()
+            if inputs_done:
+                order.append(t)
+                continue
+            if id(t) in visited:
+                continue
+            visited.add(id(t))
+            stack.append((t, True))
+            if t._ctx is not None:
+                for p in t._ctx.parents:
+                    if p.requires_grad and id(p) not in visited:
+                        stack.append((p, False))
+        order.reverse()
+        return order
+
+    # ---- operators (the ops themselves live in ops.py) ----------------------------------
+    def _wrap(self, other):
+        """Turn a Python number or array into a constant Tensor on self's device and dtype."""
+        if isinstance(other, Tensor):
+            return other
+        xp = backend.xp_of(self.data)
+        if backend.is_array(other) and backend.xp_of(other) is not xp:
+            raise RuntimeError(f"cannot combine a tensor on {self.device} with an array on "
+                               f"{backend.device_of(other)}; move one of them first")
+        array = xp.asarray(other)
+        if array.dtype.kind in "fiub" and self.dtype.kind == "f":
+            array = array.astype(self.dtype, copy=False)
+        elif array.dtype.kind not in "fiub":
+            raise TypeError(f"cannot combine a Tensor with {type(other).__name__} "
+                            f"of dtype {array.dtype}")
+        return Tensor._make(array, False, None)
+
+    def __add__(self, other):
+        from .ops import Add
+        return Add.apply(self, self._wrap(other))
+
+    def __radd__(self, other):
+        from .ops import Add
+        return Add.apply(self._wrap(other), self)
+
+    def __sub__(self, other):
+        from .ops import Sub
+        return Sub.apply(self, self._wrap(other))
+
+    def __rsub__(self, other):
+        from .ops import Sub
+        return Sub.apply(self._wrap(other), self)
+
+    def __mul__(self, other):
+        from .ops import Mul
+        return Mul.apply(self, self._wrap(other))
+
+    def __rmul__(self, other):
+        from .ops import Mul
+        return Mul.apply(self._wrap(other), self)
+
+    def __truediv__(self, other):
+        from .ops import Div
+        return Div.apply(self, self._wrap(other))
+
+    def __rtruediv__(self, other):
+        from .ops import Div
+        return Div.apply(self._wrap(other), self)
+
+    def __matmul__(self, other):
+        from .ops import MatMul
+        return MatMul.apply(self, self._wrap(other))
+
+    def __rmatmul__(self, other):
+        from .ops import MatMul
+        return MatMul.apply(self._wrap(other), self)
+
+    def __pow__(self, exponent):
+        from .ops import Pow
+        if isinstance(exponent, Tensor) or backend.is_array(exponent):
+            raise TypeError("Tensor ** x supports a Python number exponent only; for a tensor "
+                            "exponent write (x * base.log()).exp()")
+        return Pow.apply(self, exponent=exponent)
+
+    def __rpow__(self, base):
+        # base ** t = exp(t * ln(base)), for a positive Python number base
+        return (self * float(np.log(base))).exp()
+
+    def __neg__(self):
+        from .ops import Neg
+        return Neg.apply(self)
+
+    # Comparisons give boolean tensors without gradient.
+    def _compare(self, other, op):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(op(self.data, other), False, None)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    __hash__ = object.__hash__   # tensors are identified by identity, like PyTorch's
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use .any() / .all() on .data, or compare a single element")
+        return bool(self.data)
+
+    def __getitem__(self, index):
+        from .ops import GetItem
+        return GetItem.apply(self, index=index)
+
+    # ---- methods that forward to functional.py -------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        from .ops import Sum
+        return Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from .ops import Mean
+        return Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        from .ops import Max
+        return Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        from .ops import Var
+        return Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+
+    def reshape(self, *shape):
+        from .ops import Reshape
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    def flatten(self, start_dim=0):
+        return self.reshape(self.shape[:start_dim] + (-1,))
+
+    def permute(self, *axes):
+        from .ops import Permute
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Permute.apply(self, axes=tuple(axes))
+
+    def transpose(self, dim0=-2, dim1=-1):
+        """Swap two axes (PyTorch's transpose); the default swaps the last two."""
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    @property
+    def T(self):
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def exp(self):
+        from .ops import Exp
+        return Exp.apply(self)
+
+    def log(self):
+        from .ops import Log
+        return Log.apply(self)
+
+    def sqrt(self):
+        from .ops import Sqrt
+        return Sqrt.apply(self)
+
+    def tanh(self):
+        from .ops import Tanh
+        return Tanh.apply(self)
+
+    def sigmoid(self):
+        from .ops import Sigmoid
+        return Sigmoid.apply(self)
+
+    def relu(self):
+        from .ops import ReLU
+        return ReLU.apply(self)
+
+    def clip(self, min=None, max=None):
+        from .ops import Clip
+        return Clip.apply(self, min=min, max=max)
+
+    def softmax(self, axis=-1):
+        from .ops import Softmax
+        return Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        from .ops import LogSoftmax
+        return LogSoftmax.apply(self, axis=axis)
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """PyTorch-style factory: same as Tensor(...)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def _filled(fill, shape, dtype, device, requires_grad):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    xp = backend.xp_for(device)
+    return Tensor(fill(xp, tuple(shape), np.dtype(dtype)), requires_grad=requires_grad,
+                  dtype=dtype)
+
+
+def zeros(*shape, dtype=np.float32, device="cpu", requires_grad=False):
+    return _filled(lambda xp, s, d: xp.zeros(s, d), shape, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=np.float32, device="cpu", requires_grad=False):
+    return _filled(lambda xp, s, d: xp.ones(s, d), shape, dtype, device, requires_grad)
+
+
+def randn(*shape, dtype=np.float32, device="cpu", requires_grad=False):
+    """Standard-normal samples from minigrad's seeded generator (see manual_seed)."""
+    return _filled(lambda xp, s, d: backend.to_device(
+        backend.rng().standard_normal(s).astype(d), device), shape, dtype, device, requires_grad)
+
+
+def rand(*shape, dtype=np.float32, device="cpu", requires_grad=False):
+    """Uniform [0, 1) samples from minigrad's seeded generator."""
+    return _filled(lambda xp, s, d: backend.to_device(
+        backend.rng().random(s).astype(d), device), shape, dtype, device, requires_grad)
