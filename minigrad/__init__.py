@@ -14,3 +14,6 @@ __version__ = "0.1.0"
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
+
+from . import init, nn, optim
+from .checkpoint import save, load

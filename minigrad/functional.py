@@ -58,13 +58,14 @@ def stack(tensors, axis=0):
 
 def where(cond, a, b):
     """a where cond else b; a or b may be Python numbers."""
-    cond = cond.data if isinstance(cond, Tensor) else cond
     if isinstance(a, Tensor):
         b = a._wrap(b)
     elif isinstance(b, Tensor):
         a = b._wrap(a)
     else:
         a, b = _t(a), _t(b)
+    # cond is an input like any other (on a's device); Where.backward gives it None
+    cond = cond if isinstance(cond, Tensor) else Tensor(cond, device=a.device)
     return ops.Where.apply(cond, a, b)
 
 
@@ -184,8 +185,13 @@ class BatchNorm(Function):
         x3 = x.reshape(N, C, -1)                   # (N, C, *spatial) -> (N, C, L)
         m = N * x3.shape[2]
         if training:
-            mean = x3.mean(axis=(0, 2), keepdims=True)             # (1, C, 1)
-            xmu = x3 - mean
+            # Deviations from one sample per channel are O(std), so float32 sums of them keep
+            # the digits a large mean (say 1e4) would swallow: the shifted-data algorithm.
+            shift = x3[:1, :, :1]                                  # (1, C, 1)
+            d = x3 - shift
+            dmean = d.mean(axis=(0, 2), keepdims=True)             # (1, C, 1)
+            mean = shift + dmean
+            xmu = d - dmean
             var = (xmu * xmu).mean(axis=(0, 2), keepdims=True)     # biased: divides by m
             invstd = 1 / xp.sqrt(var + eps)
             xhat = xmu * invstd
@@ -203,7 +209,8 @@ class BatchNorm(Function):
         if bias is not None:
             y = y + bias.reshape(1, C, 1)
         ctx.save_for_backward(xhat, invstd, weight)
-        ctx.training, ctx.m, ctx.affine = training, m, weight is not None
+        ctx.training, ctx.m = training, m
+        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         return y.reshape(x.shape)
 
     @staticmethod
@@ -220,7 +227,8 @@ class BatchNorm(Function):
         else:
             dx = d3 * scale
         dx = dx.reshape(dout.shape)
-        return (dx, dgamma, dbeta) if ctx.affine else (dx,)
+        # one gradient per Tensor input: weight and bias each only when given
+        return (dx,) + ((dgamma,) if ctx.has_weight else ()) + ((dbeta,) if ctx.has_bias else ())
 
 
 def _check_batch_norm_input(x, weight, running_mean, training):
@@ -251,8 +259,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
     training = training or rm is None
-    args = (x,) if weight is None else (x, weight, bias)
-    return BatchNorm.apply(*args, running_mean=rm, running_var=rv, training=training,
+    return BatchNorm.apply(x, weight, bias, running_mean=rm, running_var=rv, training=training,
                            momentum=momentum, eps=eps)
 
 
@@ -334,7 +341,7 @@ def cross_entropy(logits, target):
         raise ValueError(f"cross_entropy: target values must lie in [0, {logits.shape[1]}) for "
                          f"{logits.shape[1]} classes, got min {int(target_data.min())} and max "
                          f"{int(target_data.max())}")
-    target = Tensor(target_data) if not isinstance(target, Tensor) else target
+    target = target if isinstance(target, Tensor) else Tensor(target_data, device=logits.device)
     return CrossEntropy.apply(logits, target)
 
 

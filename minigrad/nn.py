@@ -1,0 +1,452 @@
+"""Layers with PyTorch's names, defaults and state-dict keys.
+
+A Module finds its Parameters, Buffers and sub-modules by walking its attributes in assignment
+order (also inside lists, tuples and dicts), so `self.fc = Linear(3, 4)` is all it takes.
+The maths lives in functional.py and ops.py; modules hold state and pick the mode.
+"""
+import math
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from . import backend, init
+from . import functional as F
+from .tensor import Tensor
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys mismatched_keys")
+
+
+class StateDictError(KeyError):
+    """load_state_dict's error; a KeyError whose message prints on several lines."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module trains: requires_grad=True by default, float32 by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True, dtype=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+
+class Buffer(Tensor):
+    """A Tensor that belongs to a Module's state but is not trained (BatchNorm's running stats).
+
+    Buffers are in `state_dict()` and move with `.to()`, but not in `parameters()`.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data, dtype=None):
+        super().__init__(data, requires_grad=False, dtype=dtype)
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+class Module:
+    """Base class of every layer and model. Subclasses define `forward`.
+
+    Calling super().__init__() is optional: all state is discovered from attributes.
+    """
+
+    training = True
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        for hook in list(getattr(self, "_forward_hooks", {}).values()):
+            hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, inputs, output) after every forward; returns a handle to .remove().
+
+        The hook observes; to record gradients, call output.retain_grad() inside it.
+        """
+        hooks = self.__dict__.setdefault("_forward_hooks", {})
+        key = object()
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
+
+    # ---- discovery ------------------------------------------------------------------------
+    def _named_members(self, prefix=""):
+        """Yield (dotted name, object) for every Parameter, Buffer and Module below self."""
+        def walk(name, value):
+            if isinstance(value, (Tensor, Module)):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    yield from walk(f"{name}.{i}", v)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    yield from walk(f"{name}.{k}", v)
+
+        for attr, value in vars(self).items():
+            if attr.startswith("_"):
+                continue
+            yield from walk(prefix + attr, value)
+
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for self (named prefix, "" at the top) and every sub-module."""
+        yield prefix, self
+        for name, value in self._named_members(prefix + "." if prefix else ""):
+            if isinstance(value, Module):
+                yield from value.named_modules(name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def children(self):
+        return [v for _, v in self._named_members() if isinstance(v, Module)]
+
+    def _named_tensors(self, kind):
+        seen = set()
+        for mod_name, module in self.named_modules():
+            for name, value in module._named_members(mod_name + "." if mod_name else ""):
+                if isinstance(value, kind) and id(value) not in seen:
+                    seen.add(id(value))       # a shared (tied) tensor is listed once
+                    yield name, value
+
+    def named_parameters(self):
+        return list(self._named_tensors(Parameter))
+
+    def parameters(self):
+        return [p for _, p in self._named_tensors(Parameter)]
+
+    def named_buffers(self):
+        return list(self._named_tensors(Buffer))
+
+    def buffers(self):
+        return [b for _, b in self._named_tensors(Buffer)]
+
+    # ---- state ----------------------------------------------------------------------------
+    def state_dict(self):
+        """Parameters and buffers by dotted name, as detached copies (later training does not
+        change a state dict you took earlier)."""
+        out = OrderedDict()
+        for name, t in self._named_tensors((Parameter, Buffer)):
+            out[name] = Tensor(t.data.copy(), dtype=t.dtype)
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values into this module's parameters and buffers (in place, same dtype/device).
+
+        strict=True: any missing, unexpected or wrong-shape key raises one KeyError listing
+        them all, and nothing is changed. strict=False: the matching keys are loaded and the
+        others are returned as (missing_keys, unexpected_keys, mismatched_keys).
+        """
+        own = OrderedDict(self._named_tensors((Parameter, Buffer)))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        for k, t in own.items():
+            if k in state_dict:
+                shape = tuple(np.shape(_array_of(state_dict[k])))
+                if shape != t.shape:
+                    mismatched.append(f"{k}: checkpoint {shape} vs model {t.shape}")
+        if strict and (missing or unexpected or mismatched):
+            lines = [f"load_state_dict failed for {type(self).__name__}; nothing was loaded."]
+            if missing:
+                lines.append(f"  missing keys: {missing}")
+            if unexpected:
+                lines.append(f"  unexpected keys: {unexpected}")
+            if mismatched:
+                lines.append(f"  wrong shapes: {mismatched}")
+            lines.append("  Pass strict=False to load the keys that match.")
+            raise StateDictError("\n".join(lines))
+        bad = {m.split(":")[0] for m in mismatched}
+        for k, t in own.items():
+            if k in state_dict and k not in bad:
+                value = backend.to_device(_array_of(state_dict[k]), t.device)
+                t.data[...] = value.astype(t.dtype, copy=False)
+        return IncompatibleKeys(missing, unexpected, mismatched)
+
+    # ---- modes and devices ------------------------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, target):
+        """Move every parameter and buffer to a device ('cpu'/'cuda') or float dtype, in place.
+
+        The Parameter objects stay the same (an optimizer built earlier still points at them);
+        only their arrays are replaced. Integer buffers keep their dtype.
+        """
+        is_device = isinstance(target, str)
+        if is_device:
+            target = backend.check_device(target)
+        else:
+            target = np.dtype(target)
+            if target.kind != "f":
+                raise TypeError(f"Module.to() takes a device or a float dtype, got {target}")
+        for t in self.parameters() + self.buffers():
+            if is_device:
+                t.data = backend.to_device(t.data, target)
+            elif t.dtype.kind == "f":
+                t.data = t.data.astype(target)
+            if t.grad is not None:
+                t.grad = None
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # ---- printing -------------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = [(n, v) for n, v in self._named_members() if isinstance(v, Module)]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _array_of(value):
+    return value.data if isinstance(value, Tensor) else np.asarray(value) \
+        if not backend.is_array(value) else value
+
+
+# ---- containers and simple layers ---------------------------------------------------------------
+class Sequential(Module):
+    """Apply modules in order; indexable, with state-dict names '0', '1', ... as in PyTorch."""
+
+    def __init__(self, *modules):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {i}")
+            setattr(self, str(i), m)
+
+    def _layers(self):
+        return [v for k, v in vars(self).items() if k.isdigit()]
+
+    def __getitem__(self, i):
+        layers = self._layers()
+        return Sequential(*layers[i]) if isinstance(i, slice) else layers[i]
+
+    def __len__(self):
+        return len(self._layers())
+
+    def __iter__(self):
+        return iter(self._layers())
+
+    def append(self, module):
+        setattr(self, str(len(self)), module)
+        return self
+
+    def forward(self, x):
+        for layer in self._layers():
+            x = layer(x)
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features).
+
+    PyTorch's default initialisation: W and b ~ U(-1/sqrt(in_features), 1/sqrt(in_features))
+    (kaiming_uniform with a = sqrt(5), which works out to that bound).
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = Parameter(init.uniform((out_features, in_features), -bound, bound))
+        self.bias = Parameter(init.uniform((out_features,), -bound, bound)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, C, H, W) input; weight (out, in, kh, kw) as in PyTorch.
+
+    Default initialisation as PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in*kh*kw.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        kh, kw = self.kernel_size
+        bound = 1 / math.sqrt(in_channels * kh * kw)
+        self.weight = Parameter(init.uniform((out_channels, in_channels, kh, kw), -bound, bound))
+        self.bias = Parameter(init.uniform((out_channels,), -bound, bound)) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return x.relu()
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), PyTorch's default start_dim=1."""
+
+    def __init__(self, start_dim=1):
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim)
+
+
+# ---- normalisation --------------------------------------------------------------------------------
+class _BatchNorm(Module):
+    """Shared code of BatchNorm1d/2d; PyTorch's semantics exactly (see F.batch_norm).
+
+    Training: normalise with the batch mean and biased variance; update running statistics as
+    running = (1 - momentum) * running + momentum * batch (unbiased variance), or with
+    momentum=None as a cumulative average (factor 1 / num_batches_tracked).
+    Eval: normalise with the running statistics. track_running_stats=False: no buffers, batch
+    statistics in both modes. affine=False: no weight and bias.
+    """
+
+    _expected_dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features)) if affine else None
+        self.bias = Parameter(np.zeros(num_features)) if affine else None
+        if track_running_stats:
+            self.running_mean = Buffer(np.zeros(num_features))
+            self.running_var = Buffer(np.ones(num_features))
+            self.num_batches_tracked = Buffer(np.array(0, dtype=np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x):
+        if x.ndim not in self._expected_dims:
+            dims = " or ".join(f"{d}D" for d in self._expected_dims)
+            raise ValueError(f"{type(self).__name__} expected {dims} input (got {x.ndim}D input "
+                             f"of shape {x.shape})")
+        if self.weight is not None and x.dtype != self.weight.dtype:
+            raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} differs from the "
+                            f"layer's {self.weight.dtype}; convert the input or the module "
+                            "(module.to(np.float64))")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            F._check_batch_norm_input(x, self.weight, self.running_mean, True)  # before counting
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:        # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        use_running = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if use_running else None,
+                            self.running_var if use_running else None, self.weight, self.bias,
+                            self.training or self.running_mean is None, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """BatchNorm over (N, C) or (N, C, L) input: statistics per channel over N (and L)."""
+    _expected_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Spatial BatchNorm over (N, C, H, W): statistics per channel over N*H*W values."""
+    _expected_dims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalise each example over its last len(normalized_shape) axes (Ba et al. 2016).
+
+    Same statistics in training and eval (no running averages); weight/bias of
+    normalized_shape. Built from primitive ops, so autograd derives the backward.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape, self.eps = tuple(shape), eps
+        self.weight = Parameter(np.ones(self.normalized_shape)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape)) if elementwise_affine else None
+
+    def forward(self, x):
+        k = len(self.normalized_shape)
+        if x.shape[-k:] != self.normalized_shape:
+            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {x.shape}: "
+                             f"its last {k} axes must be {self.normalized_shape}")
+        axes = tuple(range(x.ndim - k, x.ndim))
+        xmu = x - x.mean(axis=axes, keepdims=True)
+        y = xmu / ((xmu * xmu).mean(axis=axes, keepdims=True) + self.eps).sqrt()
+        return y * self.weight + self.bias if self.weight is not None else y
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class GroupNorm(Module):
+    """Normalise each example over groups of C/G channels and all spatial axes (Wu & He 2018).
+
+    G = 1 is LayerNorm over (C, H, W), G = C is InstanceNorm. One weight/bias per channel.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        if num_channels % num_groups:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups "
+                             f"({num_groups})")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.weight = Parameter(np.ones(num_channels)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels)) if affine else None
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm expects (N, {self.num_channels}, ...) input, got "
+                             f"{x.shape}")
+        N, G = x.shape[0], self.num_groups
+        g = x.reshape(N, G, -1)                  # (N, C, *spatial) -> (N, G, C/G * spatial)
+        gmu = g - g.mean(axis=2, keepdims=True)
+        g = gmu / ((gmu * gmu).mean(axis=2, keepdims=True) + self.eps).sqrt()
+        y = g.reshape(x.shape)                   # back to (N, C, *spatial)
+        if self.weight is None:
+            return y
+        shape = (1, self.num_channels) + (1,) * (x.ndim - 2)
+        return y * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
