@@ -15,5 +15,5 @@ float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
 
-from . import init, nn, optim
+from . import data, init, nn, optim
 from .checkpoint import save, load

@@ -24,7 +24,7 @@ def load_digits(split="train", seed=0, test_fraction=0.2):
 
     images: float32 (N, 1, 8, 8). scikit-learn stores pixels as integers 0..16; we divide by 16
             so every pixel lies in [0, 1]. The same fixed rule scales train and test, so nothing
-            about the test set leaks into training (as a train-set mean/std would need care to avoid).
+            about the test set can leak into training.
     labels: int64 (N,), the digit 0..9.
 
     The split is stratified (each digit keeps the same share in both parts) and fixed by `seed`:
@@ -51,7 +51,7 @@ def load_digits(split="train", seed=0, test_fraction=0.2):
     for digit in np.unique(labels):
         members = np.flatnonzero(labels == digit)
         # At least one in each part, so even an extreme fraction leaves every class in both.
-        n_test = round(len(members) * test_fraction)
+        n_test = min(max(round(len(members) * test_fraction), 1), len(members) - 1)
         is_test[rng.permutation(members)[:n_test]] = True
     keep = is_test if split == "test" else ~is_test
     return images[keep], labels[keep]
@@ -203,7 +203,8 @@ def write_idx(path, array):
 # ---- MNIST and Fashion-MNIST (you download them; we only read) -------------------------------
 
 MNIST_SOURCES = {
-    "mnist": "http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
+    "mnist": "http://yann.lecun.com/exdb/mnist/ "
+             "(or its mirror https://ossci-datasets.s3.amazonaws.com/mnist/)",
     "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist",
 }
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -1,6 +1,7 @@
 """Tests for minigrad.data: the digits split, the DataLoader, the IDX reader and the MNIST loader.
 
 Every file these tests read is written first into pytest's tmp_path, so nothing is downloaded.
+The `device` fixture comes from conftest.py.
 """
 import collections
 import gzip
@@ -9,18 +10,10 @@ import numpy as np
 import pytest
 
 import minigrad
-from minigrad import backend
 from minigrad.data import (ArrayDataset, DataLoader, load_digits, load_mnist, read_idx,
                            write_idx)
 
 DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]   # scikit-learn's class sizes
-
-
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request):
-    if request.param == "cuda" and not backend.cuda_available():
-        pytest.skip(f"CUDA unavailable: {backend.cuda_unavailable_reason()}")
-    return request.param
 
 
 # ---- digits ----------------------------------------------------------------------------------
