@@ -67,32 +67,40 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        # The hot path of every op: kept to plain loops (no generators, no helper calls).
         parents = []
         arrays = []
-        first = None
+        requires_grad = False
         for a in args:
             if isinstance(a, Tensor):
-                if first is None:
-                    first = a
-                elif type(a.data) is not type(first.data):
-                    raise RuntimeError(
-                        f"{cls.__name__}: expected all tensors on the same device, but found "
-                        f"one on {first.device} {first.shape} and one on {a.device} {a.shape}; "
-                        "move one with .to(device) first")
                 parents.append(a)
                 arrays.append(a.data)
+                requires_grad = requires_grad or a.requires_grad
             else:
                 arrays.append(a)
-        ctx = Context(backend.xp_of(first.data) if first is not None else np)
-        out = cls.forward(ctx, *arrays, **kwargs)
-        if _grad_enabled:
+        if parents:
+            kind = type(parents[0].data)
             for p in parents:
-                if p.requires_grad:
-                    ctx.fn = cls
-                    ctx.parents = parents
-                    ctx.needs_input_grad = tuple(q.requires_grad for q in parents)
-                    return Tensor._make(out, True, ctx)
+                if type(p.data) is not kind:
+                    _raise_device_mismatch(cls, parents)
+            ctx = Context(np if kind is np.ndarray else backend.xp_of(parents[0].data))
+        else:
+            ctx = Context(np)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        if requires_grad and _grad_enabled:
+            ctx.fn = cls
+            ctx.parents = parents
+            ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
+            return Tensor._make(out, True, ctx)
         return Tensor._make(out, False, None)
+
+
+def _raise_device_mismatch(fn, tensors):
+    a = tensors[0]
+    b = next(t for t in tensors if type(t.data) is not type(a.data))
+    raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but found "
+                       f"one on {a.device} {a.shape} and one on {b.device} {b.shape}; "
+                       "move one with .to(device) first")
 
 
 def _unbroadcast(grad, shape):
@@ -167,8 +175,8 @@ class Tensor:
     def _make(cls, data, requires_grad, ctx):
         """Fast internal constructor for op outputs (no dtype or device checks)."""
         t = object.__new__(Tensor)
-        if not backend.is_array(data):      # NumPy reductions return scalars, not arrays
-            data = np.asarray(data)
+        if type(data) is not np.ndarray and not backend.is_array(data):
+            data = np.asarray(data)         # NumPy reductions return scalars, not arrays
         t.data = data
         t.grad = None
         t.requires_grad = requires_grad
@@ -238,8 +246,7 @@ class Tensor:
         device = backend.check_device(device)
         if device == self.device:
             return self
-        from .ops import ToDevice
-        return ToDevice.apply(self, device=device)
+        return _ops.ToDevice.apply(self, device=device)
 
     def cpu(self):
         return self.to("cpu")
@@ -248,8 +255,7 @@ class Tensor:
         return self.to("cuda")
 
     def astype(self, dtype):
-        from .ops import Cast
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        return _ops.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self):
         return self.astype(np.float32)
@@ -299,10 +305,11 @@ class Tensor:
                                  f"got {grad.shape}")
             grad = grad.copy()   # never alias (and later mutate) an array the caller owns
 
-        grads = {id(self): grad}
+        # Tensors hash by identity, so they key the gradient table directly.
+        grads = {self: grad}
         handed_out = set()       # ids of arrays already stored in some leaf's .grad
         for t in self._topological_order():
-            g = grads.pop(id(t), None)
+            g = grads.pop(t, None)
             if g is None:
                 continue
             ctx = t._ctx
@@ -310,7 +317,7 @@ class Tensor:
                 # A backward may hand one array to several inputs (Add passes dout through):
                 # copy views and shared arrays so that each .grad is owned by its tensor alone.
                 if t.grad is None:
-                    if id(g) in handed_out or getattr(g, "base", None) is not None:
+                    if id(g) in handed_out or g.base is not None:
                         g = g.copy()
                     handed_out.add(id(g))
                     t.grad = g
@@ -320,11 +327,11 @@ class Tensor:
                     continue
             if ctx.saved is None:
                 raise RuntimeError(
-                    f"backward() is running through the graph a second time, but {ctx.fn.__name__}'s "
-                    "saved arrays were freed after the first backward(); call "
-                    "backward(retain_graph=True) the first time to run it again")
+                    f"backward() is running through the graph a second time, but "
+                    f"{ctx.fn.__name__}'s saved arrays were freed after the first backward(); "
+                    "call backward(retain_graph=True) the first time to run it again")
             in_grads = ctx.fn.backward(ctx, g)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if len(in_grads) != len(ctx.parents):
                 raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(in_grads)} "
@@ -334,9 +341,12 @@ class Tensor:
             for p, pg in zip(ctx.parents, in_grads):
                 if pg is None or not p.requires_grad:
                     continue
-                pg = _unbroadcast(pg, p.data.shape)
-                key = id(p)
-                grads[key] = grads[key] + pg if key in grads else pg
+                if pg.shape != p.data.shape:
+                    pg = _unbroadcast(pg, p.data.shape)
+                if p in grads:
+                    grads[p] = grads[p] + pg
+                else:
+                    grads[p] = pg
 
     def _topological_order(self):
         """Tensors from self back to the leaves, each after every tensor that uses it.
@@ -350,15 +360,13 @@ class Tensor:
             t, inputs_done = stack.pop()
             if inputs_done:
                 order.append(t)
-                continue
-            if id(t) in visited:
-                continue
-            visited.add(id(t))
-            stack.append((t, True))
-            if t._ctx is not None:
-                for p in t._ctx.parents:
-                    if p.requires_grad and id(p) not in visited:
-                        stack.append((p, False))
+            elif t not in visited:
+                visited.add(t)
+                stack.append((t, True))
+                if t._ctx is not None:
+                    for p in t._ctx.parents:
+                        if p.requires_grad and p not in visited:
+                            stack.append((p, False))
         order.reverse()
         return order
 
@@ -380,59 +388,47 @@ class Tensor:
         return Tensor._make(array, False, None)
 
     def __add__(self, other):
-        from .ops import Add
-        return Add.apply(self, self._wrap(other))
+        return _ops.Add.apply(self, self._wrap(other))
 
     def __radd__(self, other):
-        from .ops import Add
-        return Add.apply(self._wrap(other), self)
+        return _ops.Add.apply(self._wrap(other), self)
 
     def __sub__(self, other):
-        from .ops import Sub
-        return Sub.apply(self, self._wrap(other))
+        return _ops.Sub.apply(self, self._wrap(other))
 
     def __rsub__(self, other):
-        from .ops import Sub
-        return Sub.apply(self._wrap(other), self)
+        return _ops.Sub.apply(self._wrap(other), self)
 
     def __mul__(self, other):
-        from .ops import Mul
-        return Mul.apply(self, self._wrap(other))
+        return _ops.Mul.apply(self, self._wrap(other))
 
     def __rmul__(self, other):
-        from .ops import Mul
-        return Mul.apply(self._wrap(other), self)
+        return _ops.Mul.apply(self._wrap(other), self)
 
     def __truediv__(self, other):
-        from .ops import Div
-        return Div.apply(self, self._wrap(other))
+        return _ops.Div.apply(self, self._wrap(other))
 
     def __rtruediv__(self, other):
-        from .ops import Div
-        return Div.apply(self._wrap(other), self)
+        return _ops.Div.apply(self._wrap(other), self)
 
     def __matmul__(self, other):
-        from .ops import MatMul
-        return MatMul.apply(self, self._wrap(other))
+        return _ops.MatMul.apply(self, self._wrap(other))
 
     def __rmatmul__(self, other):
-        from .ops import MatMul
-        return MatMul.apply(self._wrap(other), self)
+        return _ops.MatMul.apply(self._wrap(other), self)
 
     def __pow__(self, exponent):
-        from .ops import Pow
         if isinstance(exponent, Tensor) or backend.is_array(exponent):
             raise TypeError("Tensor ** x supports a Python number exponent only; for a tensor "
                             "exponent write (x * base.log()).exp()")
-        return Pow.apply(self, exponent=exponent)
+        return _ops.Pow.apply(self, exponent=exponent)
 
     def __rpow__(self, base):
         # base ** t = exp(t * ln(base)), for a positive Python number base
         return (self * float(np.log(base))).exp()
 
     def __neg__(self):
-        from .ops import Neg
-        return Neg.apply(self)
+        return _ops.Neg.apply(self)
 
     # Comparisons give boolean tensors without gradient.
     def _compare(self, other, op):
@@ -466,38 +462,31 @@ class Tensor:
         return bool(self.data)
 
     def __getitem__(self, index):
-        from .ops import GetItem
-        return GetItem.apply(self, index=index)
+        return _ops.GetItem.apply(self, index=index)
 
     # ---- methods that forward to functional.py -------------------------------------------
     def sum(self, axis=None, keepdims=False):
-        from .ops import Sum
-        return Sum.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        from .ops import Mean
-        return Mean.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        from .ops import Max
-        return Max.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, keepdims=False, correction=1):
-        from .ops import Var
-        return Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+        return _ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
 
     def reshape(self, *shape):
-        from .ops import Reshape
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Reshape.apply(self, shape=tuple(shape))
+        return _ops.Reshape.apply(self, shape=tuple(shape))
 
     def flatten(self, start_dim=0):
         return self.reshape(self.shape[:start_dim] + (-1,))
 
     def permute(self, *axes):
-        from .ops import Permute
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return Permute.apply(self, axes=tuple(axes))
+        return _ops.Permute.apply(self, axes=tuple(axes))
 
     def transpose(self, dim0=-2, dim1=-1):
         """Swap two axes (PyTorch's transpose); the default swaps the last two."""
@@ -510,40 +499,31 @@ class Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def exp(self):
-        from .ops import Exp
-        return Exp.apply(self)
+        return _ops.Exp.apply(self)
 
     def log(self):
-        from .ops import Log
-        return Log.apply(self)
+        return _ops.Log.apply(self)
 
     def sqrt(self):
-        from .ops import Sqrt
-        return Sqrt.apply(self)
+        return _ops.Sqrt.apply(self)
 
     def tanh(self):
-        from .ops import Tanh
-        return Tanh.apply(self)
+        return _ops.Tanh.apply(self)
 
     def sigmoid(self):
-        from .ops import Sigmoid
-        return Sigmoid.apply(self)
+        return _ops.Sigmoid.apply(self)
 
     def relu(self):
-        from .ops import ReLU
-        return ReLU.apply(self)
+        return _ops.ReLU.apply(self)
 
     def clip(self, min=None, max=None):
-        from .ops import Clip
-        return Clip.apply(self, min=min, max=max)
+        return _ops.Clip.apply(self, min=min, max=max)
 
     def softmax(self, axis=-1):
-        from .ops import Softmax
-        return Softmax.apply(self, axis=axis)
+        return _ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
-        from .ops import LogSoftmax
-        return LogSoftmax.apply(self, axis=axis)
+        return _ops.LogSoftmax.apply(self, axis=axis)
 
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
@@ -576,3 +556,8 @@ def rand(*shape, dtype=np.float32, device="cpu", requires_grad=False):
     """Uniform [0, 1) samples from minigrad's seeded generator."""
     return _filled(lambda xp, s, d: backend.to_device(
         backend.rng().random(s).astype(d), device), shape, dtype, device, requires_grad)
+
+
+# ops.py defines the op classes with Function and Tensor from above; importing it last
+# lets Tensor's operators call them without an import on every use.
+from . import ops as _ops  # noqa: E402

@@ -73,7 +73,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), t.shape)
+            worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(excess)), t.shape))
             raise AssertionError(
                 f"gradcheck failed for input {i} (shape {t.shape}) at index {worst}: "
                 f"analytic {analytic[worst]:.10g} vs numeric {numeric[worst]:.10g} "
