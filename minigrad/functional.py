@@ -89,12 +89,17 @@ def _pair(v, name):
 class Conv2d(Function):
     """2-D cross-correlation (what deep learning calls convolution) via im2col.
 
-    Forward: unfold every (C, kh, kw) input patch into a row of `cols`, then
-        out[n, o, i, j] = sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[o, c, u, v] + b[o]
-                        = (cols @ W^T)[row (n, i, j), o]        with W = w reshaped (O, C*kh*kw)
+    Forward: unfold every kh x kw x C input patch into a row of `cols`, then
+        out[n, o, i, j] = sum_{u,v,c} x_pad[n, c, i*s + u, j*s + v] * w[o, c, u, v] + b[o]
+                        = (cols @ W^T)[row (n, i, j), o]        with W = w as (O, kh*kw*C)
     VJP (lesson 03 derives it):
         dW = dout_rows^T @ cols,   db = sum of dout over (n, i, j),
-        dcols = dout_rows @ W, then col2im adds each patch's gradient back where it came from.
+        dx: for each kernel tap (u, v), dout_rows @ W[:, u, v, :] is the gradient of the input
+        pixels that tap touched; adding them back in place is col2im.
+    Internally the arrays are channels-last (N, H, W, C): a patch row is then kh*kw contiguous
+    runs of C values, so both the unfold and the adds move whole runs instead of single floats.
+    The output is an (N, O, Ho, Wo) view of channels-last memory, which BatchNorm and the next
+    convolution read without copying.
     """
 
     @staticmethod
@@ -104,40 +109,47 @@ class Conv2d(Function):
         O, _, kh, kw = w.shape
         (sh, sw), (ph, pw) = stride, padding
         Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        x = x.transpose(0, 2, 3, 1)                      # (N, C, H, W) -> (N, H, W, C) view
         if ph or pw:
-            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        # A strided view of every patch, no copy yet: (N, Ho, Wo, C, kh, kw).
-        sN, sC, sH, sW = x.strides
+            x = xp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        else:
+            x = xp.ascontiguousarray(x)
+        # A strided view of every patch, no copy yet: (N, Ho, Wo, kh, kw, C).
+        sN, sH, sW, sC = x.strides
         windows = xp.lib.stride_tricks.as_strided(
-            x, shape=(N, Ho, Wo, C, kh, kw), strides=(sN, sH * sh, sW * sw, sC, sH, sW))
-        cols = windows.reshape(N * Ho * Wo, C * kh * kw)     # the one copy: im2col
-        w_mat = w.reshape(O, C * kh * kw)                    # (O, C, kh, kw) -> (O, C*kh*kw)
-        out = cols @ w_mat.T                                 # (N*Ho*Wo, O)
+            x, shape=(N, Ho, Wo, kh, kw, C), strides=(sN, sH * sh, sW * sw, sH, sW, sC))
+        cols = windows.reshape(N * Ho * Wo, kh * kw * C)     # the one copy: im2col
+        w_mat = w.transpose(0, 2, 3, 1).reshape(O, kh * kw * C)  # (O, C, kh, kw) -> (O, kh*kw*C)
+        out = cols @ w_mat.T                                 # (N*Ho*Wo, O), channels-last
         if b is not None:
             out += b
-        ctx.save_for_backward(cols, w)
-        ctx.geometry = (N, C, H, W, Ho, Wo, sh, sw, ph, pw)
+        ctx.save_for_backward(cols, w_mat)
+        ctx.geometry = (N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw)
         ctx.has_bias = b is not None
-        return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)   # (N*Ho*Wo, O) -> (N, O, Ho, Wo)
+        return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)   # -> (N, O, Ho, Wo) view
 
     @staticmethod
     def backward(ctx, dout):
-        cols, w = ctx.saved
-        N, C, H, W, Ho, Wo, sh, sw, ph, pw = ctx.geometry
-        O, _, kh, kw = w.shape
-        d_rows = dout.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)   # (N, O, Ho, Wo) -> rows
-        dw = (d_rows.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
-        db = d_rows.sum(axis=0) if ctx.has_bias else None
-        dx = None
+        xp = ctx.xp
+        cols, w_mat = ctx.saved
+        N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw = ctx.geometry
+        O = w_mat.shape[0]
+        # (N, O, Ho, Wo) -> (N*Ho*Wo, O); a view when dout is channels-last in memory
+        d_rows = dout.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        dw = db = dx = None
+        if ctx.needs_input_grad[1]:
+            dw = (d_rows.T @ cols).reshape(O, kh, kw, C).transpose(0, 3, 1, 2)  # -> (O,C,kh,kw)
+            dw = xp.ascontiguousarray(dw)
+        if ctx.has_bias:
+            db = d_rows.sum(axis=0)
         if ctx.needs_input_grad[0]:
-            # col2im: patch (u, v) of every output pixel lands on x_pad[:, :, i*s + u, j*s + v].
-            dcols = (d_rows @ w.reshape(O, -1)).reshape(N, Ho, Wo, C, kh, kw)
-            dx_pad = ctx.xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+            dx_pad = xp.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=dout.dtype)
+            w_taps = w_mat.reshape(O, kh, kw, C)
             for u in range(kh):          # a loop over the kh*kw kernel taps, not over pixels
                 for v in range(kw):
-                    dx_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw] += \
-                        dcols[:, :, :, :, u, v].transpose(0, 3, 1, 2)  # (N,Ho,Wo,C)->(N,C,Ho,Wo)
-            dx = dx_pad[:, :, ph:ph + H, pw:pw + W]
+                    tap = (d_rows @ w_taps[:, u, v, :]).reshape(N, Ho, Wo, C)
+                    dx_pad[:, u:u + sh * Ho:sh, v:v + sw * Wo:sw, :] += tap
+            dx = dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(0, 3, 1, 2)  # -> (N, C, H, W)
         return (dx, dw, db) if ctx.has_bias else (dx, dw)
 
 
@@ -165,6 +177,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 # ---- BatchNorm -------------------------------------------------------------------------------
+def _to_rows(x):
+    """(N, C, *spatial) -> (M, C) with M = N * prod(spatial): one row per value of a channel.
+
+    A view (no copy) when x's memory is already channels-last, as convolution outputs are.
+    """
+    return x if x.ndim == 2 else x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1) \
+        .reshape(-1, x.shape[1])
+
+
+def _from_rows(rows, shape):
+    """(M, C) -> (N, C, *spatial): the inverse of _to_rows, as a view of channels-last memory."""
+    if len(shape) == 2:
+        return rows
+    N, C = shape[0], shape[1]
+    return rows.reshape(N, -1, C).transpose(0, 2, 1).reshape(shape)
+
+
 class BatchNorm(Function):
     """Batch normalisation over every axis but the channel axis 1 (Ioffe & Szegedy 2015, Alg. 1).
 
@@ -175,60 +204,65 @@ class BatchNorm(Function):
         dbeta = sum dout,   dgamma = sum dout * xhat,
         dx = gamma * invstd / m * (m * dout - dbeta - xhat * dgamma)
     In eval mode mu and var are constants (the running statistics), so dx = dout * gamma * invstd.
+    The work is done on an (m, C) matrix of rows (see _to_rows), so every per-channel vector
+    broadcasts along contiguous rows.
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5):
         xp = ctx.xp
-        N, C = x.shape[0], x.shape[1]
-        x3 = x.reshape(N, C, -1)                   # (N, C, *spatial) -> (N, C, L)
-        m = N * x3.shape[2]
+        rows = _to_rows(x)                              # (m, C)
+        m = rows.shape[0]
         if training:
-            # Deviations from one sample per channel are O(std), so float32 sums of them keep
-            # the digits a large mean (say 1e4) would swallow: the shifted-data algorithm.
-            shift = x3[:1, :, :1]                                  # (1, C, 1)
-            d = x3 - shift
-            dmean = d.mean(axis=(0, 2), keepdims=True)             # (1, C, 1)
-            mean = shift + dmean
-            xmu = d - dmean
-            var = (xmu * xmu).mean(axis=(0, 2), keepdims=True)     # biased: divides by m
+            # Shifted two-pass mean: subtract one row first so the sum runs over values of the
+            # size of the spread, not of the mean (float32 data with mean 1e4 stays accurate).
+            shift = rows[0]
+            xhat = rows - shift                         # x - shift, becomes x - mu, then xhat
+            dmean = xhat.mean(axis=0)
+            xhat -= dmean
+            mean = shift + dmean                        # (C,)
+            var = xp.einsum("ij,ij->j", xhat, xhat) / m  # biased: divides by m
             invstd = 1 / xp.sqrt(var + eps)
-            xhat = xmu * invstd
+            xhat *= invstd
             if running_mean is not None:
                 # PyTorch's convention: running = (1 - momentum) * running + momentum * batch,
                 # and the running variance stores the *unbiased* estimate var * m / (m - 1).
                 running_mean *= 1 - momentum
-                running_mean += momentum * mean.ravel()
+                running_mean += momentum * mean
                 running_var *= 1 - momentum
-                running_var += (momentum * m / (m - 1)) * var.ravel()
+                running_var += (momentum * m / (m - 1)) * var
         else:
-            invstd = (1 / xp.sqrt(running_var + eps)).reshape(1, C, 1)
-            xhat = (x3 - running_mean.reshape(1, C, 1)) * invstd
-        y = xhat if weight is None else xhat * weight.reshape(1, C, 1)
+            invstd = 1 / xp.sqrt(running_var + eps)
+            xhat = (rows - running_mean) * invstd
+        y = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
-            y = y + bias.reshape(1, C, 1)
+            y += bias
         ctx.save_for_backward(xhat, invstd, weight)
-        ctx.training, ctx.m = training, m
-        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
-        return y.reshape(x.shape)
+        ctx.training, ctx.has_bias = training, bias is not None
+        return _from_rows(y, x.shape)
 
     @staticmethod
     def backward(ctx, dout):
         xhat, invstd, weight = ctx.saved
-        N, C = dout.shape[0], dout.shape[1]
-        d3 = dout.reshape(N, C, -1)                 # (N, C, *spatial) -> (N, C, L)
-        dbeta = d3.sum(axis=(0, 2))                 # (C,)
-        dgamma = (d3 * xhat).sum(axis=(0, 2))       # (C,)
-        scale = invstd if weight is None else weight.reshape(1, C, 1) * invstd
+        d = _to_rows(dout)                              # (m, C)
+        m = d.shape[0]
+        dbeta = d.sum(axis=0)                           # (C,)
+        dgamma = ctx.xp.einsum("ij,ij->j", d, xhat)     # (C,)
+        scale = invstd if weight is None else weight * invstd
         if ctx.training:
-            m = ctx.m
-            dx = (scale / m) * (m * d3 - dbeta.reshape(1, C, 1) - xhat * dgamma.reshape(1, C, 1))
+            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes
+            dx = d - xhat * (dgamma / m)
+            dx -= dbeta / m
+            dx *= scale
         else:
-            dx = d3 * scale
-        dx = dx.reshape(dout.shape)
-        # one gradient per Tensor input: weight and bias each only when given
-        return (dx,) + ((dgamma,) if ctx.has_weight else ()) + ((dbeta,) if ctx.has_bias else ())
+            dx = d * scale
+        grads = [_from_rows(dx, dout.shape)]      # one gradient per Tensor input present
+        if weight is not None:
+            grads.append(dgamma)
+        if ctx.has_bias:
+            grads.append(dbeta)
+        return tuple(grads)
 
 
 def _check_batch_norm_input(x, weight, running_mean, training):
