@@ -70,13 +70,42 @@ def where(cond, a, b):
 
 
 # ---- layers ---------------------------------------------------------------------------------
+class Linear(Function):
+    """y = x W^T + b for x (..., in), W (out, in), b (out,).
+
+    VJP (lesson 02 derives it), with rows = every leading index of x:
+        dx = dout W,   dW = dout_rows^T x_rows,   db = sum of dout over the rows.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, weight = ctx.saved
+        d_rows = dout.reshape(-1, dout.shape[-1])            # (..., out) -> (rows, out)
+        dx = dout @ weight if ctx.needs_input_grad[0] else None
+        dw = d_rows.T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        if not ctx.has_bias:
+            return dx, dw
+        return dx, dw, d_rows.sum(axis=0)
+
+
 def linear(x, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the "
                          f"weight {weight.shape} expects {weight.shape[1]}")
-    y = x @ weight.T
-    return y + bias if bias is not None else y
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype "
+                        f"{weight.dtype}; convert one (e.g. x.float() or model.to(np.float64))")
+    return Linear.apply(x, weight, bias)
 
 
 def _pair(v, name):

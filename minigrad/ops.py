@@ -361,16 +361,25 @@ class Var(Function):
 
 # ---- shape and indexing --------------------------------------------------------------------
 class Reshape(Function):
-    """out = x viewed with a new shape.   VJP: dx = dout reshaped back."""
+    """out = x with a new shape.   VJP: dx = dout reshaped back.
+
+    When x is a view with another memory order (a convolution's channels-last output), dx is
+    given that same order, so the ops that use x's gradient next read both arrays in step.
+    """
 
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
+        ctx.like = None if x.flags.c_contiguous else x     # only its layout is used
         return x.reshape(shape)
 
     @staticmethod
     def backward(ctx, dout):
-        return dout.reshape(ctx.in_shape)
+        if ctx.like is None:
+            return dout.reshape(ctx.in_shape)
+        dx = ctx.xp.empty_like(ctx.like)                   # same strides order as x
+        dx[...] = dout.reshape(ctx.in_shape)
+        return dx
 
 
 class Permute(Function):

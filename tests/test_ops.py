@@ -271,6 +271,15 @@ def type_device_cases():
                lambda a: a, (normal(3, 4),))
 
 
+def linear_cases():
+    yield Case("linear", F.Linear, lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b,
+               (normal(4, 3), normal(2, 3), normal(2)))
+    yield Case("linear-3d-nobias", F.Linear, lambda x, w: F.linear(x, w),
+               lambda x, w: x @ w.T, (normal(2, 4, 3), normal(5, 3)))
+    yield Case("linear-1d", F.Linear, lambda x, w, b: F.linear(x, w, b),
+               lambda x, w, b: x @ w.T + b, (normal(3), normal(2, 3), normal(2)))
+
+
 def conv_cases():
     configs = [  # id, x shape, w shape, bias?, stride, padding
         ("3x3-s1-p0", (2, 2, 5, 5), (3, 2, 3, 3), True, 1, 0),
@@ -333,7 +342,7 @@ def cross_entropy_cases():
 
 
 CASES = [*elementwise_cases(), *matmul_cases(), *reduction_cases(), *shape_cases(),
-         *softmax_cases(), *type_device_cases(), *conv_cases(), *batch_norm_cases(),
+         *softmax_cases(), *type_device_cases(), *linear_cases(), *conv_cases(), *batch_norm_cases(),
          *cross_entropy_cases()]
 CASE_PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
@@ -407,6 +416,16 @@ def test_max_ties_full_reduction_and_keepdims(device):
     y.max(axis=0, keepdims=True).backward(np.array([[4.0, 1.0]]))
     assert y.grad.dtype == np.float32
     np.testing.assert_allclose(host(y.grad), [[4.0, 0.0], [0.0, 1.0]], atol=0)
+
+
+def test_gradient_at_kinks_follows_pytorch(device):
+    # clamp passes the gradient at its bounds (lo <= x <= hi); relu gives 0 at exactly 0
+    x = Tensor([-1.0, -0.5, 0.0, 0.5, 1.0], dtype=np.float64, device=device, requires_grad=True)
+    x.clip(-0.5, 0.5).sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 1.0, 1.0, 1.0, 0.0])
+    x.zero_grad()
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 0.0, 0.0, 1.0, 1.0])
 
 
 def test_cast_gradient_returns_to_input_dtype(device):

@@ -95,7 +95,14 @@ def test_gradcheck_does_not_touch_callers_data():
     t = Tensor(rng.standard_normal((3,)), dtype=np.float64, requires_grad=True)
     saved = arr.copy(), arr32.copy(), t.data.copy()
     t_array = t.data
-    assert gradcheck(lambda a, b, c: (a @ (b * c)).exp(), [arr, arr32, t])
+    untouched = []
+
+    def fn(a, b, c):            # the caller's arrays must not move even while gradcheck runs
+        untouched.append(np.array_equal(arr, saved[0]) and np.array_equal(t.data, saved[2]))
+        return (a @ (b * c)).exp()
+
+    assert gradcheck(fn, [arr, arr32, t])
+    assert len(untouched) > 2 * (arr.size + arr32.size + t.numel()) and all(untouched)
     np.testing.assert_array_equal(arr, saved[0])          # bit for bit: no perturbation left
     np.testing.assert_array_equal(arr32, saved[1])
     assert arr32.dtype == np.float32
