@@ -463,7 +463,7 @@ class Concatenate(Function):
 
     @staticmethod
     def backward(ctx, dout):
-        bounds = np.cumsum(ctx.sizes)[:-1]
+        bounds = np.cumsum(ctx.sizes)[:-1].tolist()
         return tuple(ctx.xp.split(dout, bounds, axis=ctx.axis))
 
 

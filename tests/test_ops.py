@@ -98,7 +98,8 @@ def cross_entropy_ref(x, t):
 
 
 def conv2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
-    """Direct loops over output pixels: out[n,o,i,j] = sum_{c,u,v} xpad[n,c,i*s+u,j*s+v] w[o,c,u,v]."""
+    """Direct loops over output pixels:
+    out[n, o, i, j] = sum_{c,u,v} xpad[n, c, i*s + u, j*s + v] w[o, c, u, v] + b[o]."""
     (sh, sw), (ph, pw) = stride, padding
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     O, _, kh, kw = w.shape
@@ -129,14 +130,18 @@ def batch_norm_ref(x, w=None, b=None, rm=None, rv=None, training=True, eps=1e-5)
 # ---- the table --------------------------------------------------------------------------------
 def elementwise_cases():
     yield Case("add", ops.Add, lambda a, b: a + b, np.add, (normal(3, 4), normal(3, 4)))
-    yield Case("add-broadcast", ops.Add, lambda a, b: a + b, np.add, (normal(2, 3, 1), normal(3, 4)))
+    yield Case("add-broadcast", ops.Add, lambda a, b: a + b, np.add,
+               (normal(2, 3, 1), normal(3, 4)))
     yield Case("add-scalar", ops.Add, lambda a: 2.5 + a, lambda a: 2.5 + a, (normal(3),))
     yield Case("sub", ops.Sub, lambda a, b: a - b, np.subtract, (normal(3, 4), normal(3, 4)))
-    yield Case("sub-broadcast", ops.Sub, lambda a, b: a - b, np.subtract, (normal(4,), normal(2, 1, 4)))
+    yield Case("sub-broadcast", ops.Sub, lambda a, b: a - b, np.subtract,
+               (normal(4,), normal(2, 1, 4)))
     yield Case("mul", ops.Mul, lambda a, b: a * b, np.multiply, (normal(3, 4), normal(3, 4)))
-    yield Case("mul-broadcast", ops.Mul, lambda a, b: a * b, np.multiply, (normal(3, 1), normal(1, 4)))
+    yield Case("mul-broadcast", ops.Mul, lambda a, b: a * b, np.multiply,
+               (normal(3, 1), normal(1, 4)))
     yield Case("div", ops.Div, lambda a, b: a / b, np.divide, (normal(3, 4), nonzero(3, 4)))
-    yield Case("div-broadcast", ops.Div, lambda a, b: a / b, np.divide, (normal(2, 3, 4), nonzero(3, 1)))
+    yield Case("div-broadcast", ops.Div, lambda a, b: a / b, np.divide,
+               (normal(2, 3, 4), nonzero(3, 1)))
     yield Case("rdiv-scalar", ops.Div, lambda a: 1.5 / a, lambda a: 1.5 / a, (nonzero(5),))
     yield Case("neg", ops.Neg, lambda a: -a, np.negative, (normal(3, 4),))
     yield Case("pow-2", ops.Pow, lambda a: a ** 2, lambda a: a ** 2, (normal(3, 4),))
@@ -208,6 +213,9 @@ def shape_cases():
                (normal(2, 3, 4),))
     yield Case("reshape-infer", ops.Reshape, lambda a: a.reshape((4, -1)),
                lambda a: a.reshape(4, -1), (normal(2, 3, 4),))
+    yield Case("reshape-of-transposed-view", ops.Reshape,
+               lambda a: a.transpose(1, 2).reshape(2, 12),
+               lambda a: a.swapaxes(1, 2).reshape(2, 12), (normal(2, 3, 4),))
     yield Case("flatten", ops.Reshape, lambda a: a.flatten(1), lambda a: a.reshape(2, 12),
                (normal(2, 3, 4),))
     yield Case("permute", ops.Permute, lambda a: a.permute(2, 0, 1),
@@ -241,7 +249,8 @@ def shape_cases():
                lambda a: np.pad(a, ((0, 0), (1, 1), (2, 0)), constant_values=0.5),
                (normal(2, 3, 4),))
     yield Case("concatenate-axis0", ops.Concatenate, lambda a, b, c: F.concatenate([a, b, c]),
-               lambda a, b, c: np.concatenate([a, b, c]), (normal(2, 3), normal(1, 3), normal(3, 3)))
+               lambda a, b, c: np.concatenate([a, b, c]),
+               (normal(2, 3), normal(1, 3), normal(3, 3)))
     yield Case("concatenate-axis1", ops.Concatenate, lambda a, b: F.cat([a, b], axis=1),
                lambda a, b: np.concatenate([a, b], axis=1), (normal(2, 3), normal(2, 1)))
     yield Case("concatenate-axis-1", ops.Concatenate, lambda a, b: F.cat([a, b], axis=-1),
@@ -342,8 +351,8 @@ def cross_entropy_cases():
 
 
 CASES = [*elementwise_cases(), *matmul_cases(), *reduction_cases(), *shape_cases(),
-         *softmax_cases(), *type_device_cases(), *linear_cases(), *conv_cases(), *batch_norm_cases(),
-         *cross_entropy_cases()]
+         *softmax_cases(), *type_device_cases(), *linear_cases(), *conv_cases(),
+         *batch_norm_cases(), *cross_entropy_cases()]
 CASE_PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
 
