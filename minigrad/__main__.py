@@ -162,6 +162,7 @@ def _positive(kind):
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
+    parse.__name__ = kind.__name__     # argparse says "invalid float value: 'abc'"
     return parse
 
 
@@ -170,6 +171,9 @@ def _non_negative(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+_non_negative.__name__ = "float"
 
 
 class _Parser(argparse.ArgumentParser):

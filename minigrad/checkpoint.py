@@ -23,7 +23,10 @@ def _flatten(obj, prefix, out):
                 raise ValueError(f"cannot save the empty dict at {name!r}")
             _flatten(value, name + "/", out)
         else:
-            array = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
+            try:
+                array = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
+            except ValueError as exc:      # e.g. a ragged list
+                raise TypeError(f"cannot save {name!r}: {exc}") from None
             if array.dtype == object:
                 raise TypeError(f"cannot save {name!r} of type {type(value).__name__}: a "
                                 "checkpoint holds numbers, arrays, Tensors and strings only")
@@ -60,5 +63,8 @@ def load(path):
             node = out
             for p in parents:
                 node = node.setdefault(p, {})
-            node[leaf] = str(array) if array.dtype.kind in "US" else Tensor(array, dtype=array.dtype)
+            if array.dtype.kind in "US":           # text comes back as str / list of str
+                node[leaf] = array.item() if array.ndim == 0 else array.tolist()
+            else:
+                node[leaf] = Tensor(array, dtype=array.dtype)
     return out

@@ -110,12 +110,14 @@ class Module:
     def children(self):
         return [v for _, v in self._named_members() if isinstance(v, Module)]
 
-    def _named_tensors(self, kind):
+    def _named_tensors(self, kind, unique=True):
+        """(name, tensor) of the given kind; a shared (tied) tensor is listed once if unique,
+        and under every name otherwise (as PyTorch's state_dict does)."""
         seen = set()
         for mod_name, module in self.named_modules():
             for name, value in module._named_members(mod_name + "." if mod_name else ""):
-                if isinstance(value, kind) and id(value) not in seen:
-                    seen.add(id(value))       # a shared (tied) tensor is listed once
+                if isinstance(value, kind) and not (unique and id(value) in seen):
+                    seen.add(id(value))
                     yield name, value
 
     def named_parameters(self):
@@ -135,8 +137,8 @@ class Module:
         """Parameters and buffers by dotted name, as detached copies (later training does not
         change a state dict you took earlier)."""
         out = OrderedDict()
-        for name, t in self._named_tensors((Parameter, Buffer)):
-            out[name] = Tensor(t.data.copy(), dtype=t.dtype)
+        for name, t in self._named_tensors((Parameter, Buffer), unique=False):
+            out[name] = Tensor(t.data, dtype=t.dtype)      # Tensor() copies
         return out
 
     def load_state_dict(self, state_dict, strict=True):
@@ -146,7 +148,7 @@ class Module:
         them all, and nothing is changed. strict=False: the matching keys are loaded and the
         others are returned as (missing_keys, unexpected_keys, mismatched_keys).
         """
-        own = OrderedDict(self._named_tensors((Parameter, Buffer)))
+        own = OrderedDict(self._named_tensors((Parameter, Buffer), unique=False))
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         mismatched = []

@@ -140,7 +140,8 @@ class Tensor:
 
     Tensor(data, requires_grad=False, dtype=None, device=None)
 
-    data:  a Python number or nested list, a NumPy or CuPy array, or another Tensor.
+    data:  a Python number or nested list, a NumPy or CuPy array, or another Tensor; the
+           values are copied, as torch.tensor does (use Tensor._make internally to wrap).
     dtype: floats default to float32 (Python floats and float64 arrays included); pass
            dtype=np.float64 to keep float64. Integer data (class labels) stays integer.
     device: 'cpu' or 'cuda'; by default the device the data is already on.
@@ -162,6 +163,10 @@ class Tensor:
         except (ValueError, TypeError) as exc:
             raise TypeError(f"cannot make a Tensor from {type(data).__name__}: {exc}") from None
         array = _coerce_dtype(array, dtype)
+        if array is data:
+            # Like torch.tensor, never share the caller's array: optimisers update parameters
+            # in place, which would otherwise silently change the array the user passed in.
+            array = array.copy()
         if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got dtype "
                             f"{array.dtype}; pass dtype=np.float32 (or float64)")
@@ -204,6 +209,11 @@ class Tensor:
     @property
     def is_leaf(self):
         return self._ctx is None
+
+    @property
+    def parents(self):
+        """The tensors this one was computed from (empty for a leaf): the graph's edges."""
+        return [] if self._ctx is None else list(self._ctx.parents)
 
     @property
     def grad_fn(self):

@@ -3,9 +3,18 @@
 Devices are a fixture parameter, never a copied test file: a test that takes `device` is
 collected as test[cpu] and test[cuda], and the CUDA copy skips with the reason minigrad found.
 """
-import pytest
+import os
 
-from minigrad import backend
+# The test command runs two pytest workers (-n 2) on two cores; with OpenBLAS's default of one
+# thread per core they would fight over the cores and every matrix product slows down several
+# times. One BLAS thread per worker (inherited by the lesson kernels nbmake starts) is fastest.
+# Set before NumPy is imported; an explicit setting in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+
+from minigrad import backend  # noqa: E402
 
 
 @pytest.fixture(params=["cpu", "cuda"])

@@ -1,0 +1,732 @@
+"""Speed and memory of minigrad against PyTorch eager on the same networks, in one process.
+
+Every case builds the same network in both libraries (PyTorch starts from minigrad's initial
+weights) and times them in interleaved rounds, so a busy machine slows both alike; we report the
+median times and the median of the per-round ratios. README.md explains each measurement and its
+target; `python benchmarks/bench.py --help` lists the options. PyTorch is optional.
+"""
+import os
+import sys
+
+
+def _threads_from_argv(argv, default="2"):
+    """The --threads value, read before argparse runs (see the block below for why)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+if __name__ == "__main__":
+    # OpenBLAS (NumPy's matmul) and OpenMP/MKL (PyTorch) size their thread pools when the library
+    # is first loaded, so the count must be in the environment before `import numpy` below.
+    # Child processes (the memory runs) inherit it.
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv(sys.argv)
+
+import argparse            # noqa: E402  (after the thread settings, on purpose)
+import datetime            # noqa: E402
+import gc                  # noqa: E402
+import json                # noqa: E402
+import platform            # noqa: E402
+import resource            # noqa: E402
+import statistics          # noqa: E402
+import subprocess          # noqa: E402
+import time                # noqa: E402
+import tracemalloc         # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from functools import lru_cache   # noqa: E402
+from pathlib import Path   # noqa: E402
+
+import numpy as np         # noqa: E402
+
+import minigrad as mg      # noqa: E402
+import minigrad.functional as MF  # noqa: E402
+from minigrad import backend  # noqa: E402
+
+LR, MOMENTUM, SEED = 0.05, 0.9, 0
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+# ---- the networks: one function each, built by either library's `nn` ----------------------------
+# minigrad.nn and torch.nn share constructor names, arguments and state-dict keys, so the same
+# function builds both, and torch_model.load_state_dict(minigrad_model.state_dict()) copies the
+# weights. A layer followed by BatchNorm has no bias: BN's mean subtraction would cancel it
+# (as in `minigrad train`).
+
+def mlp_digits(nn):
+    return nn.Sequential(nn.Linear(64, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+                         nn.Linear(256, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def mlp_784(nn):
+    return nn.Sequential(nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(),
+                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(),
+                         nn.Linear(512, 10))
+
+
+def cnn_8x8(nn):
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
+
+
+def cnn_28x28(nn):
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+
+
+@dataclass
+class Case:
+    key: str            # (a), (b), ... in README.md
+    title: str
+    build: object       # one of the functions above
+    data: str           # what make_batch feeds it
+    batch: int          # CPU batch (and GPU without --batch-scale)
+    gpu_batch: int      # GPU batch with --batch-scale
+    target: float       # minigrad time / PyTorch time must be <= this
+
+
+TRAIN_CASES = [
+    Case("a", "MLP 64-256-BN-256-BN-10, 8x8 digits", mlp_digits, "digits_flat", 128, 128, 0.9),
+    Case("b", "MLP 784-512-BN-512-BN-10", mlp_784, "pixels_784", 128, 128, 1.0),
+    Case("c", "CNN 8x8: conv32-BN-conv64-BN-linear", cnn_8x8, "digits", 128, 512, 1.4),
+    Case("d", "CNN 28x28: conv32-BN-conv64/2-BN-conv64/2-BN-linear", cnn_28x28, "pixels_28",
+         64, 256, 1.5),
+]
+CASES = {c.key: c for c in TRAIN_CASES}
+BN_SHAPES, BN_TARGET = [(128, 64, 8, 8), (64, 64, 28, 28)], 2.0
+OVERHEAD_TARGET_US = 4.0          # minigrad's tiny add + backward minus the array library's a + b
+MEMORY_CASES, MEMORY_TARGET = ("c", "d"), 1.5
+
+
+def make_batch(kind, batch, seed=SEED):
+    """One fixed batch (x float32, y int64) as NumPy arrays: the real 8x8 digits where the case
+    says so, else uniform pixels in [0, 1) with random labels (no MNIST download needed)."""
+    if kind.startswith("digits"):
+        images, labels = _digits()
+        x, y = images[:batch].copy(), labels[:batch].copy()  # (batch, 1, 8, 8), (batch,)
+        return (x.reshape(batch, 64) if kind == "digits_flat" else x), y
+    rng = np.random.default_rng(seed)
+    shape = (batch, 784) if kind == "pixels_784" else (batch, 1, 28, 28)
+    return rng.random(shape, dtype=np.float32), rng.integers(0, 10, batch)
+
+
+@lru_cache(maxsize=1)
+def _digits():
+    return mg.data.load_digits("all")        # 1,797 images: enough for batch 512
+
+
+# ---- the two libraries side by side -------------------------------------------------------------
+def load_torch(device):
+    """(torch, None), or (None, why) when PyTorch is not installed or cannot use `device`."""
+    try:
+        import torch
+    except ImportError as exc:
+        return None, f"PyTorch is not installed ({exc})"
+    if device == "cuda" and not torch.cuda.is_available():
+        return None, f"PyTorch {torch.__version__} cannot use CUDA here"
+    return torch, None
+
+
+def minigrad_sync(device):
+    """A function that waits for the GPU (a no-op on the CPU), for timing."""
+    if device == "cpu":
+        return lambda: None
+    import cupy      # only for the timer: the library itself reaches CuPy through backend.py
+    return cupy.cuda.Device().synchronize
+
+
+def torch_sync(torch, device):
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def minigrad_train_step(case, batch, device):
+    """(step, model): step() runs one training step and returns the loss Tensor.
+
+    A training step is what a training loop does per batch: zero_grad, forward, cross-entropy,
+    backward, SGD with momentum 0.9. The batch stays the same, so the loss must fall.
+    """
+    mg.manual_seed(SEED)
+    model = case.build(mg.nn).to(device)
+    x_np, y_np = make_batch(case.data, batch)
+    x, y = mg.Tensor(x_np, device=device), mg.Tensor(y_np, device=device)
+    opt = mg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def step():
+        opt.zero_grad()
+        loss = MF.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, model
+
+
+def torch_train_step(torch, case, batch, device, state):
+    """The same training step in PyTorch, starting from minigrad's state dict `state`."""
+    model = case.build(torch.nn)
+    model.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in state.items()})
+    model.to(device)
+    x_np, y_np = make_batch(case.data, batch)
+    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def training_flops(model, x):
+    """Matmul and convolution FLOPs of one training step (a multiply-add counts 2).
+
+    Forward once, then in backward the same again for dW and for dx, except that the first
+    layer needs no dx (its input is data): 3x forward, less one. BatchNorm, ReLU and the loss
+    are memory-bound and not counted. Counted with forward hooks, in eval mode so the running
+    statistics stay as they were.
+    """
+    counts = []
+
+    def hook(module, inputs, out):
+        if isinstance(module, mg.nn.Linear):
+            per_output = module.in_features
+        else:
+            kh, kw = module.kernel_size
+            per_output = module.in_channels * kh * kw
+        counts.append(2 * out.numel() * per_output)
+
+    layers = [m for m in model.modules() if isinstance(m, (mg.nn.Linear, mg.nn.Conv2d))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    model.eval()
+    with mg.no_grad():
+        model(x)
+    model.train()
+    for h in handles:
+        h.remove()
+    return sum(counts) * 3 - counts[0]
+
+
+def minigrad_bn2d(shape, device):
+    """BatchNorm2d alone in training mode: forward and backward of a fixed input."""
+    rng = np.random.default_rng(SEED)
+    bn = mg.nn.BatchNorm2d(shape[1]).to(device)
+    x = mg.Tensor(rng.standard_normal(shape, dtype=np.float32), requires_grad=True, device=device)
+    dout = mg.Tensor(rng.standard_normal(shape, dtype=np.float32), device=device)
+
+    def step():
+        x.grad = None
+        bn.zero_grad()
+        bn(x).backward(dout)
+    return step
+
+
+def torch_bn2d(torch, shape, device):
+    rng = np.random.default_rng(SEED)
+    bn = torch.nn.BatchNorm2d(shape[1]).to(device)
+    x = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(device)
+    x.requires_grad_()
+    dout = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(device)
+
+    def step():
+        x.grad = None
+        bn.zero_grad()
+        bn(x).backward(dout)
+    return step
+
+
+TINY_LOOP = 1000      # tiny ops run in loops of this many, so the timer's own cost vanishes
+
+
+def tiny_add_loops(device, torch):
+    """{name: loop}: each loop runs TINY_LOOP tiny (2, 2) adds.
+
+    minigrad and PyTorch: c = a + b; c.backward(g) (the engine's fixed cost per op, both ways);
+    array: the array library's own a + b on the same arrays (NumPy, or CuPy on the GPU).
+    """
+    xp = backend.xp_for(device)
+    a_np, b_np = xp.ones((2, 2), dtype=np.float32), xp.full((2, 2), 2.0, dtype=np.float32)
+    a, b = mg.Tensor(a_np, requires_grad=True), mg.Tensor(b_np, requires_grad=True)
+    g = mg.Tensor(xp.ones((2, 2), dtype=np.float32))
+
+    def minigrad_loop():
+        for _ in range(TINY_LOOP):
+            c = a + b
+            c.backward(g)
+
+    def array_loop():
+        for _ in range(TINY_LOOP):
+            a_np + b_np
+
+    loops = {"minigrad": minigrad_loop, "array": array_loop}
+    if torch is not None:
+        ta = torch.ones((2, 2), device=device, requires_grad=True)
+        tb = torch.full((2, 2), 2.0, device=device, requires_grad=True)
+        tg = torch.ones((2, 2), device=device)
+
+        def torch_loop():
+            for _ in range(TINY_LOOP):
+                c = ta + tb
+                c.backward(tg)
+        loops["torch"] = torch_loop
+    return loops
+
+
+# ---- timing -------------------------------------------------------------------------------------
+def time_interleaved(runners, rounds, block_s, settle_s=0.0):
+    """Seconds per call of each runner, one value per round: {name: [s, s, ...]}.
+
+    runners: {name: (fn, sync)}. Each round runs every runner for about block_s seconds, in an
+    order that rotates from round to round. Before each timed block we wait settle_s (OpenBLAS
+    worker threads keep spinning for ~0.1 s after their last call and would steal cores from
+    the next library) and make one untimed call (caches and thread pools warm again).
+    """
+    calls = {}
+    for name, (fn, sync) in runners.items():
+        fn()                                           # warm-up: first-call allocations
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        calls[name] = max(1, round(block_s / max(time.perf_counter() - t0, 1e-9)))
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, sync = runners[name]
+            time.sleep(settle_s)
+            fn()
+            sync()
+            gc.collect()
+            t0 = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) / calls[name])
+    return times
+
+
+def summarize(times, a="minigrad", b="torch"):
+    """Medians (in ms) of both and the median / min / max of the per-round ratios a/b."""
+    out = {"minigrad_ms": 1e3 * statistics.median(times[a])}
+    if b in times:
+        ratios = [x / y for x, y in zip(times[a], times[b])]
+        out.update(torch_ms=1e3 * statistics.median(times[b]), ratio=statistics.median(ratios),
+                   ratio_min=min(ratios), ratio_max=max(ratios))
+    return out
+
+
+def matmul_rates(device, torch, **timing):
+    """GFLOP/s of an n x n float32 matmul (n = 1024 on the CPU, 4096 on the GPU): the rate
+    the machine can reach, against which each case's achieved rate is read."""
+    n = 1024 if device == "cpu" else 4096
+    xp = backend.xp_for(device)
+    rng = np.random.default_rng(SEED)
+    a, b = (xp.asarray(rng.standard_normal((n, n), dtype=np.float32)) for _ in range(2))
+    runners = {"array": (lambda: a @ b, minigrad_sync(device))}     # NumPy or CuPy
+    if torch is not None:
+        ta, tb = torch.from_numpy(backend.to_numpy(a)).to(device), \
+            torch.from_numpy(backend.to_numpy(b)).to(device)
+        runners["torch"] = (lambda: ta @ tb, torch_sync(torch, device))
+    times = time_interleaved(runners, **timing)
+    return {name: 2 * n ** 3 / statistics.median(t) / 1e9 for name, t in times.items()}, n
+
+
+# ---- memory -------------------------------------------------------------------------------------
+def _proc_status_kib(field):
+    """A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: its peak), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Reset the kernel's resident-set peak to the current size (Linux: clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_peak_growth(step, steps):
+    """Bytes by which the process's peak resident set grows over `steps` calls of step().
+
+    Resident memory counts every allocator (NumPy's and PyTorch's alike), so it is the one
+    measure both libraries share. With the peak reset (Linux) it is VmHWM after the steps minus
+    VmRSS before them; elsewhere ru_maxrss after minus before, which misses nothing only when
+    the process never stood higher before the steps.
+    """
+    gc.collect()
+    if _reset_peak_rss() and _proc_status_kib("VmRSS") is not None:
+        before = _proc_status_kib("VmRSS")
+        for _ in range(steps):
+            step()
+        return 1024 * (_proc_status_kib("VmHWM") - before), "VmHWM - VmRSS (peak reset)"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(steps):
+        step()
+    scale = 1 if sys.platform == "darwin" else 1024        # macOS reports bytes, Linux KiB
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return scale * (after - before), "ru_maxrss after - before"
+
+
+def memory_child(framework, key, batch, steps):
+    """Entry point of a fresh process: build the case, print its peak RSS growth as JSON."""
+    case = CASES[key]
+    step, model = minigrad_train_step(case, batch, "cpu")
+    if framework == "torch":
+        torch, why = load_torch("cpu")
+        if torch is None:
+            raise SystemExit(why)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        step = torch_train_step(torch, case, batch, "cpu", model.state_dict())
+        del model                                           # only its weights were needed
+    bytes_, method = rss_peak_growth(step, steps)
+    print(json.dumps({"bytes": bytes_, "method": method}))
+
+
+def rss_in_fresh_process(framework, key, batch, steps, threads):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", framework, key,
+           "--batch", str(batch), "--steps", str(steps), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory run {framework} ({key}) failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def tracemalloc_peak(step):
+    """Peak bytes NumPy allocates during one training step after a warm-up step (tracemalloc
+    sees NumPy's allocations; PyTorch's are invisible to it, hence the RSS comparison)."""
+    step()
+    gc.collect()
+    tracemalloc.start()
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def cuda_pool_growth(framework, torch, case, batch, steps):
+    """GPU: growth of the caching allocator's pool over `steps` steps from a freshly built model.
+
+    Both libraries keep freed blocks in a pool that only grows, so its size after the steps is
+    their high-water mark: CuPy's default pool total_bytes(), PyTorch's max_memory_reserved().
+    Each pool is emptied of cached blocks first, so earlier cases do not lend it memory.
+    """
+    step, model = minigrad_train_step(case, batch, "cuda")
+    if framework == "minigrad":
+        import cupy
+        pool = cupy.get_default_memory_pool()
+        gc.collect()
+        pool.free_all_blocks()
+        before = pool.total_bytes()
+        for _ in range(steps):
+            step()
+        cupy.cuda.Device().synchronize()
+        return pool.total_bytes() - before
+    step = torch_train_step(torch, case, batch, "cuda", model.state_dict())
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_reserved()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_reserved() - before
+
+
+# ---- the run ------------------------------------------------------------------------------------
+def machine_info(device, threads, torch):
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or cpu
+    versions = backend.versions()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(), "numpy": np.__version__,
+            "minigrad": mg.__version__, "torch": torch.__version__ if torch else "not installed",
+            "cupy": versions["cupy"] or "not installed", "gpu": versions["gpu"],
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    try:                                    # what the BLAS pools really got, when we can ask
+        from threadpoolctl import threadpool_info
+        info["blas_threads"] = ", ".join(f"{p['internal_api']}={p['num_threads']}"
+                                         for p in threadpool_info())
+    except ImportError:
+        pass
+    return info
+
+
+def run(args):
+    """Every measurement, printed as it completes; returns them for RESULTS.md."""
+    device, threads = args.device, args.threads
+    torch, why_no_torch = load_torch(device)
+    if device == "cuda" and not backend.cuda_available():
+        raise SystemExit(f"--device cuda: {backend.cuda_unavailable_reason()}")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    timing = dict(rounds=args.rounds or (3 if args.quick else 15),
+                  block_s=0.02 if args.quick else 0.25, settle_s=0.0 if args.quick else 0.1)
+    info = machine_info(device, threads, torch)
+    print(f"minigrad {mg.__version__} vs "
+          f"{'PyTorch ' + torch.__version__ if torch else 'nothing: ' + why_no_torch}; "
+          f"device {device}, {threads} threads, {timing['rounds']} interleaved rounds")
+    if "blas_threads" in info:
+        print(f"thread pools: {info['blas_threads']}")
+    if info["load"] is not None and info["load"] > 0.5:
+        print(f"warning: the machine was busy before this run (load average {info['load']:.1f} "
+              f"on {info['cores']} cores): absolute times are inflated and thread pools "
+              "(PyTorch's most) lose time waiting for descheduled threads")
+    rates, n = matmul_rates(device, torch, **timing)
+    print(f"\nfloat32 {n}x{n} matmul: array library {rates['array']:.1f} GFLOP/s"
+          + (f", PyTorch {rates['torch']:.1f} GFLOP/s" if torch else ""))
+    return {"device": device, "rounds": timing["rounds"], "quick": args.quick, "info": info,
+            "no_torch": why_no_torch,
+            "matmul": {"n": n, "array_gflops": rates["array"], "torch_gflops": rates.get("torch")},
+            **measure_speed(device, torch, args.batch_scale, timing),
+            "overhead": measure_overhead(device, torch, timing),
+            "memory": measure_memory(device, torch, args.batch_scale, threads, args.quick)}
+
+
+def measure_speed(device, torch, batch_scale, timing):
+    """The training steps (a)-(d) and BatchNorm2d alone, each library against the other."""
+    print(f"\n{'training step':66s} {'minigrad':>10s} {'PyTorch':>10s} {'ratio (min-max)':>18s}"
+          f" {'target':>7s}  GFLOP/s mg/torch")
+    train, bn = [], []
+    for case in TRAIN_CASES:
+        batch = case.gpu_batch if batch_scale else case.batch
+        step, model = minigrad_train_step(case, batch, device)
+        x_np, _ = make_batch(case.data, batch)
+        flops = training_flops(model, mg.Tensor(x_np, device=device))
+        runners = {"minigrad": (step, minigrad_sync(device))}
+        if torch is not None:
+            runners["torch"] = (torch_train_step(torch, case, batch, device, model.state_dict()),
+                                torch_sync(torch, device))
+        times = time_interleaved(runners, **timing)
+        train.append({"key": case.key, "title": case.title, "batch": batch,
+                      "target": case.target, "gflop": flops / 1e9, **summarize(times)})
+        print(_console_row(f"({case.key}) {case.title}, batch {batch}", train[-1], flops))
+    for shape in BN_SHAPES:
+        runners = {"minigrad": (minigrad_bn2d(shape, device), minigrad_sync(device))}
+        if torch is not None:
+            runners["torch"] = (torch_bn2d(torch, shape, device), torch_sync(torch, device))
+        times = time_interleaved(runners, **timing)
+        bn.append({"shape": shape, "target": BN_TARGET, **summarize(times)})
+        print(_console_row(f"BatchNorm2d fwd+bwd {shape}", bn[-1], None))
+    return {"train": train, "bn": bn}
+
+
+def measure_overhead(device, torch, timing):
+    """Microseconds per tiny add: minigrad's forward + backward, the array library's a + b."""
+    sync = minigrad_sync(device)
+    runners = {name: (fn, torch_sync(torch, device) if name == "torch" else sync)
+               for name, fn in tiny_add_loops(device, torch).items()}
+    times = time_interleaved(runners, **timing)
+    us = {name: 1e6 * statistics.median(t) / TINY_LOOP for name, t in times.items()}
+    array_name = "NumPy" if device == "cpu" else "CuPy"
+    print(f"\ntiny (2,2) add: minigrad fwd+bwd {us['minigrad']:.2f} us, {array_name} a + b "
+          f"{us['array']:.2f} us, difference {us['minigrad'] - us['array']:.2f} us "
+          f"(target <= {OVERHEAD_TARGET_US:g})"
+          + (f"; PyTorch fwd+bwd {us['torch']:.2f} us" if "torch" in us else ""))
+    return {"minigrad_us": us["minigrad"], "array_us": us["array"],
+            "diff_us": us["minigrad"] - us["array"], "torch_us": us.get("torch"),
+            "target_us": OVERHEAD_TARGET_US}
+
+
+def measure_memory(device, torch, batch_scale, threads, quick):
+    """Peak memory of the (c) and (d) training steps; see rss_peak_growth / cuda_pool_growth."""
+    steps, repeats = (2, 1) if quick else (3, 3)
+    names = ["minigrad"] + (["torch"] if torch is not None else [])
+    print()
+    rows = []
+    for key in MEMORY_CASES:
+        case = CASES[key]
+        batch = case.gpu_batch if batch_scale else case.batch
+        row = {"key": key, "batch": batch, "target": MEMORY_TARGET, "steps": steps}
+        if device == "cpu":
+            row["tracemalloc"] = tracemalloc_peak(minigrad_train_step(case, batch, device)[0])
+            measured = {name: [] for name in names}
+            for r in range(repeats):                        # fresh processes, alternating
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    out = rss_in_fresh_process(name, key, batch, steps, threads)
+                    measured[name].append(out["bytes"])
+                    row["method"] = out["method"]
+        else:
+            measured = {name: [cuda_pool_growth(name, torch, case, batch, steps)]
+                        for name in names}
+            row["method"] = "caching-pool growth (CuPy total_bytes, torch max_memory_reserved)"
+        row["minigrad"] = statistics.median(measured["minigrad"])
+        line = f"peak memory ({key}) batch {batch}: minigrad {row['minigrad'] / 2**20:.1f} MiB"
+        if torch is not None:
+            row["torch"] = statistics.median(measured["torch"])
+            row["ratio"] = row["minigrad"] / max(row["torch"], 1)
+            line += (f", PyTorch {row['torch'] / 2**20:.1f} MiB, ratio {row['ratio']:.2f} "
+                     f"(target <= {MEMORY_TARGET:g})")
+        if "tracemalloc" in row:
+            line += f"; minigrad tracemalloc peak {row['tracemalloc'] / 2**20:.1f} MiB"
+        print(line)
+        rows.append(row)
+    return rows
+
+
+def _console_row(label, row, flops):
+    line = f"{label:66s} {row['minigrad_ms']:8.2f}ms"
+    if "torch_ms" in row:
+        line += (f" {row['torch_ms']:8.2f}ms {row['ratio']:6.2f} ({row['ratio_min']:.2f}-"
+                 f"{row['ratio_max']:.2f}) {row['target']:7.2f}")
+    else:
+        line += f" {'-':>10s} {'-':>18s} {row['target']:7.2f}"
+    if flops:
+        line += f"  {flops / row['minigrad_ms'] / 1e6:.1f}"
+        if "torch_ms" in row:
+            line += f" / {flops / row['torch_ms'] / 1e6:.1f}"
+    return line
+
+
+# ---- RESULTS.md ---------------------------------------------------------------------------------
+def _verdict(value, target):
+    return "n/a" if value is None else ("pass" if value <= target else "miss")
+
+
+def render_section(res):
+    """The markdown section of one run (CPU or GPU): machine, versions, then one table."""
+    info, gpu = res["info"], res["device"] == "cuda"
+    lines = [f"<!-- results:{res['device']} -->",
+             f"## {'GPU' if gpu else 'CPU'}", "",
+             f"- machine: {info['cpu']}, {info['cores']} cores"
+             + (f"; GPU {info['gpu']}" if gpu else ""),
+             f"- versions: Python {info['python']}, NumPy {info['numpy']}, minigrad "
+             f"{info['minigrad']}, PyTorch {info['torch']}, CuPy {info['cupy']}",
+             f"- {info['date']}, {info['threads']} threads (torch.set_num_threads and "
+             f"OMP/OPENBLAS/MKL_NUM_THREADS), {res['rounds']} interleaved rounds"
+             + (" (--quick)" if res["quick"] else "")
+             + (f"; 1-minute load average before the run {info['load']:.1f}"
+                if info["load"] is not None else ""),
+             f"- float32 {res['matmul']['n']}x{res['matmul']['n']} matmul: "
+             f"{res['matmul']['array_gflops']:.1f} GFLOP/s ({'CuPy' if gpu else 'NumPy'})"
+             + (f", {res['matmul']['torch_gflops']:.1f} GFLOP/s (PyTorch)"
+                if res["matmul"]["torch_gflops"] else "")]
+    if res["no_torch"]:
+        lines.append(f"- minigrad only: {res['no_torch']}")
+    lines += ["", "| case | minigrad | PyTorch | ratio (min-max) | target | result | "
+              "GFLOP/s minigrad / PyTorch |", "|---|---:|---:|---:|---:|---|---:|"]
+    peak = res["matmul"]["array_gflops"]
+
+    def ms_row(label, row, gflop=None):
+        has_torch = "torch_ms" in row
+        cells = [label, f"{row['minigrad_ms']:.2f} ms",
+                 f"{row['torch_ms']:.2f} ms" if has_torch else "-",
+                 f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+                 if has_torch else "-", f"<= {row['target']:g}",
+                 _verdict(row.get("ratio"), row["target"]), "-"]
+        if gflop:
+            mg_rate = gflop / row["minigrad_ms"] * 1e3
+            cells[-1] = f"{mg_rate:.1f} ({100 * mg_rate / peak:.0f}% of matmul)"
+            if has_torch:
+                cells[-1] += f" / {gflop / row['torch_ms'] * 1e3:.1f}"
+        return "| " + " | ".join(cells) + " |"
+
+    for row in res["train"]:
+        lines.append(ms_row(f"({row['key']}) {row['title']}, batch {row['batch']}, train step",
+                            row, row["gflop"]))
+    for row in res["bn"]:
+        lines.append(ms_row(f"BatchNorm2d {tuple(row['shape'])} fwd+bwd", row))
+    o = res["overhead"]
+    array_name = "CuPy" if gpu else "NumPy"
+    lines.append(f"| tiny (2,2) add fwd+bwd vs {array_name} a + b | {o['minigrad_us']:.2f} us | "
+                 + (f"{o['torch_us']:.2f} us" if o["torch_us"] is not None else "-")
+                 + f" | {array_name} {o['array_us']:.2f} us; difference {o['diff_us']:.2f} us | "
+                 f"<= {o['target_us']:g} us | {_verdict(o['diff_us'], o['target_us'])} | - |")
+    for row in res["memory"]:
+        extra = (f" (minigrad tracemalloc, one step: {row['tracemalloc'] / 2**20:.1f} MiB)"
+                 if "tracemalloc" in row else "")
+        lines.append(f"| ({row['key']}) peak memory, batch {row['batch']}{extra} | "
+                     f"{row['minigrad'] / 2**20:.1f} MiB | "
+                     + (f"{row['torch'] / 2**20:.1f} MiB | {row['ratio']:.2f}"
+                        if "torch" in row else "- | -")
+                     + f" | <= {row['target']:g} | {_verdict(row.get('ratio'), row['target'])}"
+                     " | - |")
+    if res["memory"]:
+        lines += ["", f"Memory method: {res['memory'][0]['method']}, over "
+                  f"{res['memory'][0]['steps']} training steps from a freshly built model"
+                  + (", in a fresh process per library (median of the runs)"
+                     if not gpu else "") + "."]
+    lines.append(f"<!-- /results:{res['device']} -->")
+    return "\n".join(lines) + "\n"
+
+
+RESULTS_HEADER = """# Benchmark results
+
+Written by `python benchmarks/bench.py --write` (CPU section) and `--device cuda --write` (GPU
+section); each run replaces only its own section. README.md explains the measurements. Ratio is
+minigrad time / PyTorch time, the median of the per-round ratios; below the target is a pass.
+
+"""
+
+
+def update_results(text, section, device):
+    """`text` (the old RESULTS.md, or "") with the section for `device` replaced or added."""
+    begin, end = f"<!-- results:{device} -->", f"<!-- /results:{device} -->"
+    if not text.strip():
+        text = RESULTS_HEADER
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        return head + section + ("\n" + tail if tail else "")
+    if device == "cpu" and "<!-- results:cuda -->" in text:     # the CPU section comes first
+        head, tail = text.split("<!-- results:cuda -->", 1)
+        return head + section + "\n<!-- results:cuda -->" + tail
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per case (default 15, or 3 with --quick)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for NumPy's BLAS and for PyTorch (default 2)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (~20 s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: minigrad on CuPy, PyTorch on CUDA")
+    parser.add_argument("--batch-scale", action="store_true",
+                        help="GPU batches: (c) at 512 and (d) at 256")
+    parser.add_argument("--write", action="store_true",
+                        help="write this run's section of benchmarks/RESULTS.md")
+    # a memory run in a fresh process (used internally)
+    parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "CASE"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.batch, args.steps)
+        return
+    t0 = time.perf_counter()
+    res = run(args)
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s")
+    if args.write:
+        old = RESULTS.read_text() if RESULTS.exists() else ""
+        RESULTS.write_text(update_results(old, render_section(res), args.device))
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
