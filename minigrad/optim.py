@@ -43,9 +43,14 @@ class SGD:
         for group in groups:
             group = {**defaults, **group, "params": list(group["params"])}
             for p in group["params"]:
-                if not isinstance(p, Tensor) or not p.requires_grad:
-                    raise TypeError(f"SGD can only optimise tensors that require grad, got "
+                # Frozen parameters (requires_grad=False) are accepted, as in PyTorch: their
+                # gradient stays None, so step() leaves them alone.
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"SGD optimises Tensors (model.parameters()), got "
                                     f"{type(p).__name__}")
+                if not p.is_leaf:
+                    raise ValueError("can't optimize a non-leaf Tensor (one computed from "
+                                     "others); pass the model's Parameters")
             self.param_groups.append(group)
         self.state = {}      # id(param) -> momentum buffer (an array like param.data)
 

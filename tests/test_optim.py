@@ -68,11 +68,28 @@ def test_sgd_rejects_an_empty_parameter_list():
         optim.SGD(iter([]), lr=0.1)
 
 
-def test_sgd_rejects_tensors_that_do_not_require_grad():
-    with pytest.raises(TypeError, match="require grad"):
-        optim.SGD([Tensor(np.ones(3))], lr=0.1)
-    with pytest.raises(TypeError, match="require grad"):
-        optim.SGD(nn.BatchNorm1d(3).buffers(), lr=0.1)
+def test_sgd_rejects_non_tensors_and_non_leaf_tensors():
+    with pytest.raises(TypeError, match="optimises Tensors"):
+        optim.SGD([np.ones(3)], lr=0.1)
+    w = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([w * 2], lr=0.1)
+
+
+def test_sgd_accepts_frozen_parameters_and_leaves_them_alone():
+    """As in PyTorch: a frozen parameter (requires_grad=False) gets no grad, so no update."""
+    bn = nn.BatchNorm1d(3)
+    bn.weight.requires_grad = False
+    frozen = bn.weight.data.copy()
+    opt = optim.SGD(bn.parameters(), lr=0.5, momentum=0.9)
+    x = Tensor(np.random.default_rng(0).standard_normal((8, 3)))
+    for _ in range(3):
+        opt.zero_grad()
+        (bn(x) * x).sum().backward()
+        opt.step()
+    np.testing.assert_array_equal(bn.weight.data, frozen)
+    assert bn.weight.grad is None
+    assert not np.allclose(bn.bias.data, 0)      # the trainable one did move
 
 
 def test_sgd_accepts_a_generator_and_zero_lr():
