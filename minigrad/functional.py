@@ -206,21 +206,38 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 # ---- BatchNorm -------------------------------------------------------------------------------
-def _to_rows(x):
-    """(N, C, *spatial) -> (M, C) with M = N * prod(spatial): one row per value of a channel.
+def _channel_axis(x):
+    """Where BatchNorm should put the channel axis so that viewing x in 3-D needs no copy.
 
-    A view (no copy) when x's memory is already channels-last, as convolution outputs are.
+    2 for channels-last memory, which convolution outputs and 2-D (N, C) input have: the view
+    is (N, L, C). 1 otherwise: the view is (N, C, L), a copy only if x is not contiguous.
     """
-    return x if x.ndim == 2 else x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1) \
-        .reshape(-1, x.shape[1])
+    if x.ndim == 2:
+        return 2
+    last = x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
+    return 2 if last.flags.c_contiguous else 1
 
 
-def _from_rows(rows, shape):
-    """(M, C) -> (N, C, *spatial): the inverse of _to_rows, as a view of channels-last memory."""
-    if len(shape) == 2:
-        return rows
-    N, C = shape[0], shape[1]
-    return rows.reshape(N, -1, C).transpose(0, 2, 1).reshape(shape)
+def _view3(x, cax):
+    """(N, C, *spatial) -> (N, C, L) if cax == 1, or (N, L, C) if cax == 2."""
+    N, C = x.shape[0], x.shape[1]
+    if cax == 1:
+        return x.reshape(N, C, -1)
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,)).reshape(N, -1, C)
+
+
+def _channel_dot(xp, a, b, cax):
+    """sum of a * b per channel over a 3-D view, without the (a * b) temporary."""
+    return xp.einsum("ncl,ncl->c" if cax == 1 else "nlc,nlc->c", a, b)
+
+
+def _unview3(v, cax, shape):
+    """The inverse of _view3: back to (N, C, *spatial), as a view."""
+    if cax == 1:
+        return v.reshape(shape)
+    n = len(shape)
+    v = v.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],))      # (N, *spatial, C)
+    return v.transpose((0, n - 1) + tuple(range(1, n - 1)))            # -> (N, C, *spatial)
 
 
 class BatchNorm(Function):
@@ -233,27 +250,30 @@ class BatchNorm(Function):
         dbeta = sum dout,   dgamma = sum dout * xhat,
         dx = gamma * invstd / m * (m * dout - dbeta - xhat * dgamma)
     In eval mode mu and var are constants (the running statistics), so dx = dout * gamma * invstd.
-    The work is done on an (m, C) matrix of rows (see _to_rows), so every per-channel vector
-    broadcasts along contiguous rows.
+    The work is done on a 3-D view of x, (N, C, L) or (N, L, C), whichever x's memory order
+    gives without copying (see _channel_axis), with the per-channel vectors broadcast along it.
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5):
         xp = ctx.xp
-        rows = _to_rows(x)                              # (m, C)
-        m = rows.shape[0]
+        cax = _channel_axis(x)
+        v = _view3(x, cax)                              # (N, C, L) or (N, L, C)
+        axes = (0, 2) if cax == 1 else (0, 1)           # every axis but the channel axis
+        per_channel = (1, -1, 1) if cax == 1 else (1, 1, -1)
+        m = v.shape[0] * v.shape[3 - cax]
         if training:
-            # Shifted two-pass mean: subtract one row first so the sum runs over values of the
-            # size of the spread, not of the mean (float32 data with mean 1e4 stays accurate).
-            shift = rows[0]
-            xhat = rows - shift                         # x - shift, becomes x - mu, then xhat
-            dmean = xhat.mean(axis=0)
+            # Shifted two-pass mean: subtract one sample first so the sum runs over values of
+            # the size of the spread, not of the mean (float32 data with mean 1e4 stays exact).
+            shift = v[:1, :, :1] if cax == 1 else v[:1, :1, :]
+            xhat = v - shift                            # x - shift, becomes x - mu, then xhat
+            dmean = xhat.mean(axis=axes, keepdims=True)
             xhat -= dmean
-            mean = shift + dmean                        # (C,)
-            var = xp.einsum("ij,ij->j", xhat, xhat) / m  # biased: divides by m
+            mean = (shift + dmean).reshape(-1)          # (C,)
+            var = _channel_dot(xp, xhat, xhat, cax) / m  # biased: divides by m
             invstd = 1 / xp.sqrt(var + eps)
-            xhat *= invstd
+            xhat *= invstd.reshape(per_channel)
             if running_mean is not None:
                 # PyTorch's convention: running = (1 - momentum) * running + momentum * batch,
                 # and the running variance stores the *unbiased* estimate var * m / (m - 1).
@@ -263,30 +283,31 @@ class BatchNorm(Function):
                 running_var += (momentum * m / (m - 1)) * var
         else:
             invstd = 1 / xp.sqrt(running_var + eps)
-            xhat = (rows - running_mean) * invstd
-        y = xhat * weight if weight is not None else xhat.copy()
+            xhat = (v - running_mean.reshape(per_channel)) * invstd.reshape(per_channel)
+        y = xhat * weight.reshape(per_channel) if weight is not None else xhat.copy()
         if bias is not None:
-            y += bias
+            y += bias.reshape(per_channel)
         ctx.save_for_backward(xhat, invstd, weight)
         ctx.training, ctx.has_bias = training, bias is not None
-        return _from_rows(y, x.shape)
+        ctx.cax, ctx.axes, ctx.per_channel, ctx.m = cax, axes, per_channel, m
+        return _unview3(y, cax, x.shape)
 
     @staticmethod
     def backward(ctx, dout):
         xhat, invstd, weight = ctx.saved
-        d = _to_rows(dout)                              # (m, C)
-        m = d.shape[0]
-        dbeta = d.sum(axis=0)                           # (C,)
-        dgamma = ctx.xp.einsum("ij,ij->j", d, xhat)     # (C,)
+        d = _view3(dout, ctx.cax)                       # same 3-D layout as xhat
+        m, shape = ctx.m, ctx.per_channel
+        dbeta = d.sum(axis=ctx.axes)                    # (C,)
+        dgamma = _channel_dot(ctx.xp, d, xhat, ctx.cax)  # (C,)
         scale = invstd if weight is None else weight * invstd
         if ctx.training:
             # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes
-            dx = d - xhat * (dgamma / m)
-            dx -= dbeta / m
-            dx *= scale
+            dx = d - xhat * (dgamma / m).reshape(shape)
+            dx -= (dbeta / m).reshape(shape)
+            dx *= scale.reshape(shape)
         else:
-            dx = d * scale
-        grads = [_from_rows(dx, dout.shape)]      # one gradient per Tensor input present
+            dx = d * scale.reshape(shape)
+        grads = [_unview3(dx, ctx.cax, dout.shape)]     # one gradient per Tensor input present
         if weight is not None:
             grads.append(dgamma)
         if ctx.has_bias:

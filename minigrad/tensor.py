@@ -313,11 +313,13 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad) needs a gradient of shape {self.shape}, "
                                  f"got {grad.shape}")
-            grad = grad.copy()   # never alias (and later mutate) an array the caller owns
 
         # Tensors hash by identity, so they key the gradient table directly.
         grads = {self: grad}
-        handed_out = set()       # ids of arrays already stored in some leaf's .grad
+        # Arrays (by id) that a .grad must not share: the caller's own gradient array, and every
+        # array already stored in some .grad. A gradient that is one of them, or a view of one,
+        # or a read-only broadcast view, is copied before it is stored.
+        taken = {id(grad)} if grad.base is None else {id(grad), id(grad.base)}
         for t in self._topological_order():
             g = grads.pop(t, None)
             if g is None:
@@ -325,11 +327,15 @@ class Tensor:
             ctx = t._ctx
             if ctx is None or t._retains_grad:
                 # A backward may hand one array to several inputs (Add passes dout through):
-                # copy views and shared arrays so that each .grad is owned by its tensor alone.
+                # copy shared arrays so that each .grad is owned by its tensor alone.
                 if t.grad is None:
-                    if id(g) in handed_out or g.base is not None:
+                    base = g.base
+                    if (id(g) in taken or (base is not None and id(base) in taken)
+                            or not getattr(g.flags, "writeable", True)):   # CuPy has no flag
                         g = g.copy()
-                    handed_out.add(id(g))
+                    taken.add(id(g))
+                    if base is not None:
+                        taken.add(id(base))
                     t.grad = g
                 else:
                     t.grad = t.grad + g
