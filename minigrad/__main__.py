@@ -89,7 +89,6 @@ def train(args):
     from . import functional as F, optim
     from .checkpoint import save
     from .data import DataLoader
-    from .tensor import Tensor
 
     backend.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.data, args.data_dir)

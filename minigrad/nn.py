@@ -228,8 +228,10 @@ class Module:
 
 
 def _array_of(value):
-    return value.data if isinstance(value, Tensor) else np.asarray(value) \
-        if not backend.is_array(value) else value
+    """The array inside a state-dict value (a Tensor, a NumPy/CuPy array, or a number)."""
+    if isinstance(value, Tensor):
+        return value.data
+    return value if backend.is_array(value) else np.asarray(value)
 
 
 # ---- containers and simple layers ---------------------------------------------------------------
@@ -369,16 +371,17 @@ class _BatchNorm(Module):
             raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} differs from the "
                             f"layer's {self.weight.dtype}; convert the input or the module "
                             "(module.to(np.float64))")
+        counting = self.training and self.track_running_stats
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            F._check_batch_norm_input(x, self.weight, self.running_mean, True)  # before counting
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:        # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+        if counting and self.momentum is None:   # cumulative average over batches 1..n
+            factor = 1.0 / (float(self.num_batches_tracked.data) + 1)
         use_running = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if use_running else None,
-                            self.running_var if use_running else None, self.weight, self.bias,
-                            self.training or self.running_mean is None, factor, self.eps)
+        out = F.batch_norm(x, self.running_mean if use_running else None,
+                           self.running_var if use_running else None, self.weight, self.bias,
+                           self.training or self.running_mean is None, factor, self.eps)
+        if counting:             # only after F.batch_norm accepted the batch
+            self.num_batches_tracked.data += 1
+        return out
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
