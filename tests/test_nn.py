@@ -122,13 +122,16 @@ def test_private_attributes_are_not_discovered():
     assert list(M().state_dict()) == ["fc.weight", "fc.bias"]
 
 
-def test_tied_parameters_are_listed_once():
-    class Tied(nn.Module):
-        def __init__(self):
-            self.enc = nn.Linear(3, 3)
-            self.dec = nn.Linear(3, 3)
-            self.dec.weight = self.enc.weight
+class Tied(nn.Module):
+    """An autoencoder whose decoder reuses the encoder's weight (a tied parameter)."""
 
+    def __init__(self):
+        self.enc = nn.Linear(3, 3)
+        self.dec = nn.Linear(3, 3)
+        self.dec.weight = self.enc.weight
+
+
+def test_tied_parameters_are_listed_once():
     m = Tied()
     assert [n for n, _ in m.named_parameters()] == ["enc.weight", "enc.bias", "dec.bias"]
     assert len(m.parameters()) == 3
@@ -151,12 +154,6 @@ def test_tied_parameter_appears_under_both_names_in_state_dict_like_pytorch():
     """PyTorch's state_dict (and load_state_dict) keep every name of a tied parameter:
     torch gives ['enc.weight', 'enc.bias', 'dec.weight', 'dec.bias'] here, so a PyTorch
     checkpoint of a tied model loads strictly only if minigrad uses the same keys."""
-    class Tied(nn.Module):
-        def __init__(self):
-            self.enc = nn.Linear(3, 3)
-            self.dec = nn.Linear(3, 3)
-            self.dec.weight = self.enc.weight
-
     m = Tied()
     assert list(m.state_dict()) == ["enc.weight", "enc.bias", "dec.weight", "dec.bias"]
     m.load_state_dict(m.state_dict(), strict=True)
