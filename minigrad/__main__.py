@@ -152,6 +152,8 @@ def info(args):
         print(f"GPU      not usable: {v['cuda_reason']}")
         print("         (pip install 'minigrad[cuda12]' or 'minigrad[cuda13]' on a machine with an "
               "NVIDIA GPU)")
+    print("malloc   " + ("keeps freed memory for reuse (MINIGRAD_MALLOC_TUNING=0 turns it off)"
+                         if v["malloc_tuned"] else "left at its defaults"))
     return 0
 
 

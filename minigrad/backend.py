@@ -3,6 +3,10 @@
 This is the only module that imports CuPy. Everything else asks it for the array library of an
 array (`xp_of`), moves arrays between devices (`to_device`) and learns why CUDA is unusable.
 """
+import ctypes
+import os
+import platform
+
 import numpy as np
 
 DEVICES = ("cpu", "cuda")
@@ -132,11 +136,39 @@ def rng():
 _probe()   # once, at import: every later check is a cheap attribute read
 
 
+def _keep_freed_memory():
+    """Ask glibc's malloc to keep freed array memory for reuse instead of returning it at once.
+
+    Every op allocates its output, and by default glibc hands blocks of a few MB straight back
+    to the operating system when they are freed; the next allocation of the same size then
+    page-faults on every 4 KiB page it touches. On the virtual machines we measured that is
+    about 5 us per page: 2.5 ms to allocate a 2 MB activation, ten times the cost of the
+    arithmetic on it (benchmarks/README.md has the numbers). Keeping up to 128 MiB of freed
+    memory in the process makes a training step 1.5-2x faster there. PyTorch avoids the same
+    cost with its own caching allocator. Set MINIGRAD_MALLOC_TUNING=0 to leave malloc alone.
+    Returns True when the settings were applied.
+    """
+    if os.environ.get("MINIGRAD_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's <malloc.h> constants
+    # blocks up to 32 MiB (glibc's maximum) come from the heap, not from fresh mmap calls ...
+    applied = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1
+    # ... and up to 128 MiB of free heap is kept instead of being returned to the system
+    return mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024) == 1 and applied
+
+
+MALLOC_TUNED = _keep_freed_memory()
+
+
 def versions():
     """Library versions and the CUDA verdict, for `python -m minigrad info`."""
     _probe()
     info = {"numpy": np.__version__, "cupy": None, "cuda": cuda_available(),
-            "cuda_reason": _cuda_reason, "gpu": None}
+            "cuda_reason": _cuda_reason, "gpu": None, "malloc_tuned": MALLOC_TUNED}
     try:
         import cupy
         info["cupy"] = cupy.__version__

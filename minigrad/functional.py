@@ -226,6 +226,18 @@ def _view3(x, cax):
     return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,)).reshape(N, -1, C)
 
 
+def _channel_sum(xp, v, cax):
+    """Per-channel sum over a 3-D view, as matrix-vector products with a vector of ones.
+
+    BLAS reads the array once at full memory speed, several times faster than
+    v.sum(axis=...), and sums in blocks, so float32 rounding stays small.
+    """
+    N, A, B = v.shape
+    if cax == 1:        # (N, C, L): sum each row of L values, then the N rows of each channel
+        return (v.reshape(N * A, B) @ xp.ones(B, v.dtype)).reshape(N, A).sum(axis=0)
+    return xp.ones(N * A, v.dtype) @ v.reshape(N * A, B)       # (N, L, C) -> (N*L, C) -> (C,)
+
+
 def _channel_dot(xp, a, b, cax):
     """sum of a * b per channel over a 3-D view, without the (a * b) temporary."""
     return xp.einsum("ncl,ncl->c" if cax == 1 else "nlc,nlc->c", a, b)
@@ -260,19 +272,21 @@ class BatchNorm(Function):
         xp = ctx.xp
         cax = _channel_axis(x)
         v = _view3(x, cax)                              # (N, C, L) or (N, L, C)
-        axes = (0, 2) if cax == 1 else (0, 1)           # every axis but the channel axis
         per_channel = (1, -1, 1) if cax == 1 else (1, 1, -1)
         m = v.shape[0] * v.shape[3 - cax]
         if training:
-            # Shifted two-pass mean: subtract one sample first so the sum runs over values of
-            # the size of the spread, not of the mean (float32 data with mean 1e4 stays exact).
-            shift = v[:1, :, :1] if cax == 1 else v[:1, :1, :]
-            xhat = v - shift                            # x - shift, becomes x - mu, then xhat
-            dmean = xhat.mean(axis=axes, keepdims=True)
-            xhat -= dmean
-            mean = (shift + dmean).reshape(-1)          # (C,)
-            var = _channel_dot(xp, xhat, xhat, cax) / m  # biased: divides by m
+            # Corrected two-pass statistics (Chan, Golub & LeVeque 1983): centre x on a first
+            # estimate of the mean, then measure what is left of it. The second sums run over
+            # values the size of the spread, not of the mean, so float32 data with mean 1e4
+            # keeps its precision.
+            mean0 = _channel_sum(xp, v, cax) / m
+            xhat = v - mean0.reshape(per_channel)       # x - mean0, becomes x - mu, then xhat
+            dmean = _channel_sum(xp, xhat, cax) / m     # mean0's rounding error
+            var = _channel_dot(xp, xhat, xhat, cax) / m - dmean * dmean   # biased: divides by m
+            var = xp.maximum(var, 0)                    # a constant channel: 0, not -1e-17
+            mean = mean0 + dmean
             invstd = 1 / xp.sqrt(var + eps)
+            xhat -= dmean.reshape(per_channel)
             xhat *= invstd.reshape(per_channel)
             if running_mean is not None:
                 # PyTorch's convention: running = (1 - momentum) * running + momentum * batch,
@@ -289,7 +303,7 @@ class BatchNorm(Function):
             y += bias.reshape(per_channel)
         ctx.save_for_backward(xhat, invstd, weight)
         ctx.training, ctx.has_bias = training, bias is not None
-        ctx.cax, ctx.axes, ctx.per_channel, ctx.m = cax, axes, per_channel, m
+        ctx.cax, ctx.per_channel, ctx.m = cax, per_channel, m
         return _unview3(y, cax, x.shape)
 
     @staticmethod
@@ -297,7 +311,7 @@ class BatchNorm(Function):
         xhat, invstd, weight = ctx.saved
         d = _view3(dout, ctx.cax)                       # same 3-D layout as xhat
         m, shape = ctx.m, ctx.per_channel
-        dbeta = d.sum(axis=ctx.axes)                    # (C,)
+        dbeta = _channel_sum(ctx.xp, d, ctx.cax)        # (C,)
         dgamma = _channel_dot(ctx.xp, d, xhat, ctx.cax)  # (C,)
         scale = invstd if weight is None else weight * invstd
         if ctx.training:

@@ -70,12 +70,12 @@ class Function:
         # The hot path of every op: kept to plain loops (no generators, no helper calls).
         parents = []
         arrays = []
-        requires_grad = False
+        needs_grad = []
         for a in args:
             if isinstance(a, Tensor):
                 parents.append(a)
                 arrays.append(a.data)
-                requires_grad = requires_grad or a.requires_grad
+                needs_grad.append(a.requires_grad)
             else:
                 arrays.append(a)
         if parents:
@@ -87,10 +87,10 @@ class Function:
         else:
             ctx = Context(np)
         out = cls.forward(ctx, *arrays, **kwargs)
-        if requires_grad and _grad_enabled:
+        if _grad_enabled and True in needs_grad:
             ctx.fn = cls
             ctx.parents = parents
-            ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
+            ctx.needs_input_grad = tuple(needs_grad)
             return Tensor._make(out, True, ctx)
         return Tensor._make(out, False, None)
 
@@ -133,6 +133,26 @@ def _coerce_dtype(array, dtype):
         f"minigrad tensors hold numbers, but got an array of dtype {array.dtype} "
         f"(kind {kind!r}); convert it to a float or integer array first, e.g. "
         "np.asarray(data, dtype=np.float32)")
+
+
+def _store_grad(t, g, taken):
+    """Add the gradient g into t.grad, making sure no two .grad arrays share memory.
+
+    A backward may hand one array to several inputs (Add passes dout through), and the caller's
+    own gradient array must stay the caller's: a gradient that is one of the `taken` arrays,
+    a view of one, or a read-only broadcast view is copied before it is stored.
+    """
+    if t.grad is not None:
+        t.grad = t.grad + g
+        return
+    base = g.base
+    if (id(g) in taken or (base is not None and id(base) in taken)
+            or not getattr(g.flags, "writeable", True)):   # CuPy arrays have no such flag
+        g = g.copy()
+    taken.add(id(g))
+    if base is not None:
+        taken.add(id(base))
+    t.grad = g
 
 
 class Tensor:
@@ -309,38 +329,26 @@ class Tensor:
             grad = xp.ones_like(self.data)
         else:
             grad = grad.data if isinstance(grad, Tensor) else grad
-            grad = xp.asarray(grad, dtype=self.dtype)
-            if grad.shape != self.shape:
+            grad = xp.asarray(grad, dtype=self.data.dtype)
+            if grad.shape != self.data.shape:
                 raise ValueError(f"backward(grad) needs a gradient of shape {self.shape}, "
                                  f"got {grad.shape}")
 
-        # Tensors hash by identity, so they key the gradient table directly.
+        # Tensors hash by identity, so they key the gradient table of the op outputs directly.
         grads = {self: grad}
         # Arrays (by id) that a .grad must not share: the caller's own gradient array, and every
-        # array already stored in some .grad. A gradient that is one of them, or a view of one,
-        # or a read-only broadcast view, is copied before it is stored.
+        # array already stored in some .grad (see _store_grad).
         taken = {id(grad)} if grad.base is None else {id(grad), id(grad.base)}
+        if self._ctx is None:               # backward() on a leaf: its gradient is grad itself
+            _store_grad(self, grad, taken)
+            return
         for t in self._topological_order():
             g = grads.pop(t, None)
             if g is None:
                 continue
+            if t._retains_grad:
+                _store_grad(t, g, taken)
             ctx = t._ctx
-            if ctx is None or t._retains_grad:
-                # A backward may hand one array to several inputs (Add passes dout through):
-                # copy shared arrays so that each .grad is owned by its tensor alone.
-                if t.grad is None:
-                    base = g.base
-                    if (id(g) in taken or (base is not None and id(base) in taken)
-                            or not getattr(g.flags, "writeable", True)):   # CuPy has no flag
-                        g = g.copy()
-                    taken.add(id(g))
-                    if base is not None:
-                        taken.add(id(base))
-                    t.grad = g
-                else:
-                    t.grad = t.grad + g
-                if ctx is None:
-                    continue
             if ctx.saved is None:
                 raise RuntimeError(
                     f"backward() is running through the graph a second time, but "
@@ -359,16 +367,21 @@ class Tensor:
                     continue
                 if pg.shape != p.data.shape:
                     pg = _unbroadcast(pg, p.data.shape)
-                if p in grads:
+                if p._ctx is None:
+                    # A leaf: nothing flows on from it, so each contribution goes straight
+                    # into its .grad (where gradients accumulate anyway).
+                    _store_grad(p, pg, taken)
+                elif p in grads:
                     grads[p] = grads[p] + pg
                 else:
                     grads[p] = pg
 
     def _topological_order(self):
-        """Tensors from self back to the leaves, each after every tensor that uses it.
+        """The op outputs from self back to the leaves, each after every tensor that uses it.
 
         Iterative depth-first search (a chain of 10,000 ops would overflow Python's recursion
-        limit): a node is emitted once all its inputs were, then the list is reversed.
+        limit): a node is emitted once all its inputs were, then the list is reversed. Leaves
+        are left out: no gradient flows on from them, so their place in the order is irrelevant.
         """
         order, visited = [], set()
         stack = [(self, False)]
@@ -379,10 +392,9 @@ class Tensor:
             elif t not in visited:
                 visited.add(t)
                 stack.append((t, True))
-                if t._ctx is not None:
-                    for p in t._ctx.parents:
-                        if p.requires_grad and p not in visited:
-                            stack.append((p, False))
+                for p in t._ctx.parents:
+                    if p._ctx is not None and p.requires_grad and p not in visited:
+                        stack.append((p, False))
         order.reverse()
         return order
 

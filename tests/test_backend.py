@@ -191,3 +191,26 @@ def test_mixing_real_devices_raises():
     with pytest.raises(RuntimeError, match="cpu.*cuda|cuda.*cpu"):
         gpu * np.ones(2)          # a host array cannot silently join a GPU tensor
     np.testing.assert_array_equal((gpu.to("cpu") + cpu).numpy(), [2.0, 4.0])
+
+
+def _malloc_tuned_in_child(env_value):
+    import os
+    import subprocess
+    env = dict(os.environ)
+    env.pop("MINIGRAD_MALLOC_TUNING", None)
+    if env_value is not None:
+        env["MINIGRAD_MALLOC_TUNING"] = env_value
+    out = subprocess.run([sys.executable, "-c", "from minigrad import backend; "
+                          "print(backend.MALLOC_TUNED)"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_malloc_tuning_is_on_by_default_on_glibc_and_can_be_turned_off():
+    import platform
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not a glibc system: minigrad leaves malloc alone there")
+    assert _malloc_tuned_in_child(None) == "True"
+    assert _malloc_tuned_in_child("0") == "False"
+    assert backend.versions()["malloc_tuned"] is backend.MALLOC_TUNED
