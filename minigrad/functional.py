@@ -264,6 +264,9 @@ class BatchNorm(Function):
     In eval mode mu and var are constants (the running statistics), so dx = dout * gamma * invstd.
     The work is done on a 3-D view of x, (N, C, L) or (N, L, C), whichever x's memory order
     gives without copying (see _channel_axis), with the per-channel vectors broadcast along it.
+    Each full-size pass costs about as much as all the per-channel arithmetic, so xhat is never
+    stored: the op keeps xc = x - mu0 (mu0 is a first estimate of mu, see below) and folds
+    xhat = (xc - dmean) * invstd, with dmean = mu - mu0, into per-channel factors.
     """
 
     @staticmethod
@@ -280,14 +283,11 @@ class BatchNorm(Function):
             # values the size of the spread, not of the mean, so float32 data with mean 1e4
             # keeps its precision.
             mean0 = _channel_sum(xp, v, cax) / m
-            xhat = v - mean0.reshape(per_channel)       # x - mean0, becomes x - mu, then xhat
-            dmean = _channel_sum(xp, xhat, cax) / m     # mean0's rounding error
-            var = _channel_dot(xp, xhat, xhat, cax) / m - dmean * dmean   # biased: divides by m
+            xc = v - mean0.reshape(per_channel)         # x - mu0
+            dmean = _channel_sum(xp, xc, cax) / m       # mu - mu0: mu0's rounding error
+            var = _channel_dot(xp, xc, xc, cax) / m - dmean * dmean   # biased: divides by m
             var = xp.maximum(var, 0)                    # a constant channel: 0, not -1e-17
             mean = mean0 + dmean
-            invstd = 1 / xp.sqrt(var + eps)
-            xhat -= dmean.reshape(per_channel)
-            xhat *= invstd.reshape(per_channel)
             if running_mean is not None:
                 # PyTorch's convention: running = (1 - momentum) * running + momentum * batch,
                 # and the running variance stores the *unbiased* estimate var * m / (m - 1).
@@ -296,32 +296,39 @@ class BatchNorm(Function):
                 running_var *= 1 - momentum
                 running_var += (momentum * m / (m - 1)) * var
         else:
-            invstd = 1 / xp.sqrt(running_var + eps)
-            xhat = (v - running_mean.reshape(per_channel)) * invstd.reshape(per_channel)
-        y = xhat * weight.reshape(per_channel) if weight is not None else xhat.copy()
-        if bias is not None:
-            y += bias.reshape(per_channel)
-        ctx.save_for_backward(xhat, invstd, weight)
+            var = running_var
+            xc = v - running_mean.reshape(per_channel)  # x - mu, exactly
+            dmean = xp.zeros_like(running_var)
+        invstd = 1 / xp.sqrt(var + eps)
+        scale = invstd if weight is None else weight * invstd     # gamma * invstd, (C,)
+        # y = gamma * xhat + beta = xc * scale + (beta - dmean * scale): two passes over xc
+        y = xc * scale.reshape(per_channel)
+        offset = -dmean * scale if bias is None else bias - dmean * scale
+        y += offset.reshape(per_channel)
+        ctx.save_for_backward(xc, dmean, invstd, weight)
         ctx.training, ctx.has_bias = training, bias is not None
         ctx.cax, ctx.per_channel, ctx.m = cax, per_channel, m
         return _unview3(y, cax, x.shape)
 
     @staticmethod
     def backward(ctx, dout):
-        xhat, invstd, weight = ctx.saved
-        d = _view3(dout, ctx.cax)                       # same 3-D layout as xhat
+        xc, dmean, invstd, weight = ctx.saved          # xhat = (xc - dmean) * invstd
+        xp, cax = ctx.xp, ctx.cax
+        d = _view3(dout, cax)                           # same 3-D layout as xc
         m, shape = ctx.m, ctx.per_channel
-        dbeta = _channel_sum(ctx.xp, d, ctx.cax)        # (C,)
-        dgamma = _channel_dot(ctx.xp, d, xhat, ctx.cax)  # (C,)
-        scale = invstd if weight is None else weight * invstd
+        dbeta = _channel_sum(xp, d, cax)                                # sum dout, (C,)
+        dgamma = (_channel_dot(xp, d, xc, cax) - dmean * dbeta) * invstd  # sum dout * xhat
+        scale = invstd if weight is None else weight * invstd          # gamma * invstd
         if ctx.training:
-            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes
-            dx = d - xhat * (dgamma / m).reshape(shape)
-            dx -= (dbeta / m).reshape(shape)
+            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes once
+            # xhat * dgamma / m is written as xc * k - dmean * k with k = invstd * dgamma / m
+            k = invstd * dgamma / m
+            dx = d - xc * k.reshape(shape)
+            dx += (dmean * k - dbeta / m).reshape(shape)
             dx *= scale.reshape(shape)
         else:
             dx = d * scale.reshape(shape)
-        grads = [_unview3(dx, ctx.cax, dout.shape)]     # one gradient per Tensor input present
+        grads = [_unview3(dx, cax, dout.shape)]         # one gradient per Tensor input present
         if weight is not None:
             grads.append(dgamma)
         if ctx.has_bias:

@@ -78,7 +78,7 @@ class SGD:
                         buf = self.state[id(p)] = g.copy()
                     else:
                         buf *= momentum
-                        buf += (1 - dampening) * g
+                        buf += (1 - dampening) * g if dampening else g
                     g = g + momentum * buf if nesterov else buf
                 p.data -= lr * g
 
