@@ -142,10 +142,10 @@ def _keep_freed_memory():
     Every op allocates its output, and by default glibc hands blocks of a few MB straight back
     to the operating system when they are freed; the next allocation of the same size then
     page-faults on every 4 KiB page it touches. On the virtual machines we measured that is
-    about 5 us per page: 2.5 ms to allocate a 2 MB activation, ten times the cost of the
-    arithmetic on it (benchmarks/README.md has the numbers). Keeping up to 128 MiB of freed
-    memory in the process makes a training step 1.5-2x faster there. PyTorch avoids the same
-    cost with its own caching allocator. Set MINIGRAD_MALLOC_TUNING=0 to leave malloc alone.
+    about 5 us per page: `v * 2 + 1` on 2 MiB took 2.9 ms instead of 0.14 ms, and keeping up
+    to 128 MiB of freed memory in the process made a CNN training step 1.5-1.9x faster
+    (benchmarks/README.md has the numbers). PyTorch avoids the same cost with its own caching
+    allocator. Set MINIGRAD_MALLOC_TUNING=0 to leave malloc alone.
     Returns True when the settings were applied.
     """
     if os.environ.get("MINIGRAD_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
