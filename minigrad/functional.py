@@ -243,6 +243,17 @@ def _channel_dot(xp, a, b, cax):
     return xp.einsum("ncl,ncl->c" if cax == 1 else "nlc,nlc->c", a, b)
 
 
+def _tile(xp, vec, v, cax):
+    """A per-channel (C,) vector repeated into a contiguous (1, C, L) or (1, L, C) plane.
+
+    Broadcasting the (C,) vector itself makes NumPy restart its inner loop every L (or C)
+    values; against a contiguous plane, each of the N rows of v is one long loop over two
+    contiguous operands, 1.3-1.6x faster per pass. The plane is 1/N of v's size.
+    """
+    per_channel = (1, -1, 1) if cax == 1 else (1, 1, -1)
+    return xp.ascontiguousarray(xp.broadcast_to(vec.reshape(per_channel), (1,) + v.shape[1:]))
+
+
 def _unview3(v, cax, shape):
     """The inverse of _view3: back to (N, C, *spatial), as a view."""
     if cax == 1:
@@ -275,7 +286,6 @@ class BatchNorm(Function):
         xp = ctx.xp
         cax = _channel_axis(x)
         v = _view3(x, cax)                              # (N, C, L) or (N, L, C)
-        per_channel = (1, -1, 1) if cax == 1 else (1, 1, -1)
         m = v.shape[0] * v.shape[3 - cax]
         if training:
             # Corrected two-pass statistics (Chan, Golub & LeVeque 1983): centre x on a first
@@ -283,7 +293,7 @@ class BatchNorm(Function):
             # values the size of the spread, not of the mean, so float32 data with mean 1e4
             # keeps its precision.
             mean0 = _channel_sum(xp, v, cax) / m
-            xc = v - mean0.reshape(per_channel)         # x - mu0
+            xc = v - _tile(xp, mean0, v, cax)           # x - mu0
             dmean = _channel_sum(xp, xc, cax) / m       # mu - mu0: mu0's rounding error
             var = _channel_dot(xp, xc, xc, cax) / m - dmean * dmean   # biased: divides by m
             var = xp.maximum(var, 0)                    # a constant channel: 0, not -1e-17
@@ -297,17 +307,17 @@ class BatchNorm(Function):
                 running_var += (momentum * m / (m - 1)) * var
         else:
             var = running_var
-            xc = v - running_mean.reshape(per_channel)  # x - mu, exactly
+            xc = v - _tile(xp, running_mean, v, cax)    # x - mu, exactly
             dmean = xp.zeros_like(running_var)
         invstd = 1 / xp.sqrt(var + eps)
         scale = invstd if weight is None else weight * invstd     # gamma * invstd, (C,)
         # y = gamma * xhat + beta = xc * scale + (beta - dmean * scale): two passes over xc
-        y = xc * scale.reshape(per_channel)
+        y = xc * _tile(xp, scale, v, cax)
         offset = -dmean * scale if bias is None else bias - dmean * scale
-        y += offset.reshape(per_channel)
+        y += _tile(xp, offset, v, cax)
         ctx.save_for_backward(xc, dmean, invstd, weight)
         ctx.training, ctx.has_bias = training, bias is not None
-        ctx.cax, ctx.per_channel, ctx.m = cax, per_channel, m
+        ctx.cax, ctx.m = cax, m
         return _unview3(y, cax, x.shape)
 
     @staticmethod
@@ -315,7 +325,7 @@ class BatchNorm(Function):
         xc, dmean, invstd, weight = ctx.saved          # xhat = (xc - dmean) * invstd
         xp, cax = ctx.xp, ctx.cax
         d = _view3(dout, cax)                           # same 3-D layout as xc
-        m, shape = ctx.m, ctx.per_channel
+        m = ctx.m
         dbeta = _channel_sum(xp, d, cax)                                # sum dout, (C,)
         dgamma = (_channel_dot(xp, d, xc, cax) - dmean * dbeta) * invstd  # sum dout * xhat
         scale = invstd if weight is None else weight * invstd          # gamma * invstd
@@ -323,11 +333,11 @@ class BatchNorm(Function):
             # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes once
             # xhat * dgamma / m is written as xc * k - dmean * k with k = invstd * dgamma / m
             k = invstd * dgamma / m
-            dx = d - xc * k.reshape(shape)
-            dx += (dmean * k - dbeta / m).reshape(shape)
-            dx *= scale.reshape(shape)
+            dx = d - xc * _tile(xp, k, d, cax)
+            dx += _tile(xp, dmean * k - dbeta / m, d, cax)
+            dx *= _tile(xp, scale, d, cax)
         else:
-            dx = d * scale.reshape(shape)
+            dx = d * _tile(xp, scale, d, cax)
         grads = [_unview3(dx, cax, dout.shape)]         # one gradient per Tensor input present
         if weight is not None:
             grads.append(dgamma)
