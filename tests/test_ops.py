@@ -494,6 +494,38 @@ def test_fused_batch_norm_matches_composite(shape, training, affine, device):
     np.testing.assert_allclose(fused[-1], exp_rv, rtol=1e-12)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fused_batch_norm_on_channels_last_memory(training, device):
+    # A convolution's output is an (N, C, H, W) view of (N, H, W, C) memory; BatchNorm then works
+    # on an (N, H*W, C) view with tiled per-channel planes. Same numbers as on NCHW memory.
+    rng = np.random.default_rng(5)
+    x_nhwc = 0.5 + rng.standard_normal((4, 3, 5, 6))                   # (N, H, W, C)
+    w_np, b_np = 1.0 + 0.5 * rng.standard_normal(6), rng.standard_normal(6)
+    dout = rng.standard_normal((4, 6, 3, 5))
+    results = []
+    for channels_last in (True, False):
+        if channels_last:
+            x = Tensor(x_nhwc, dtype=np.float64, device=device, requires_grad=True)
+            xv = x.permute(0, 3, 1, 2)                   # (N, C, H, W) view of NHWC memory
+        else:                                            # Tensor() copies into C order: NCHW
+            x = xv = Tensor(x_nhwc.transpose(0, 3, 1, 2), dtype=np.float64, device=device,
+                            requires_grad=True)
+        assert F._channel_axis(xv.data) == (2 if channels_last else 1)
+        w = Tensor(w_np, dtype=np.float64, device=device, requires_grad=True)
+        b = Tensor(b_np, dtype=np.float64, device=device, requires_grad=True)
+        rm, rv = Tensor(np.zeros(6), dtype=np.float64, device=device), Tensor(
+            np.full(6, 2.0), dtype=np.float64, device=device)
+        y = F.batch_norm(xv, rm, rv, w, b, training=training)
+        y.backward(dout)
+        dx = host(x.grad).transpose(0, 3, 1, 2) if channels_last else host(x.grad)
+        results.append([y.numpy(), dx, host(w.grad), host(b.grad), rm.numpy()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.batch_norm(x.permute(0, 3, 1, 2), weight=w, bias=b,
+                                                  training=True),
+                     [Tensor(a, dtype=np.float64, device=device) for a in (x_nhwc[:2, :2], w_np, b_np)])
+
+
 # ---- numerical stability -----------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_softmax_family_finite_for_huge_logits(dtype, device):
