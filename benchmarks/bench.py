@@ -1,9 +1,10 @@
-"""Speed and memory of minigrad against PyTorch eager on the same networks, in one process.
+"""Speed and memory of minigrad against PyTorch eager on the same networks, in one run.
 
 Every case builds the same network in both libraries (PyTorch starts from minigrad's initial
-weights) and times them in interleaved rounds, so a busy machine slows both alike; we report the
-median times and the median of the per-round ratios. README.md explains each measurement and its
-target; `python benchmarks/bench.py --help` lists the options. PyTorch is optional.
+weights; it runs in a child process of its own, see TorchWorker) and times them in interleaved
+rounds, so a busy machine slows both alike; we report the median times and the median of the
+per-round ratios. README.md explains each measurement and its target;
+`python benchmarks/bench.py --help` lists the options. PyTorch is optional.
 """
 import os
 import sys
@@ -30,11 +31,13 @@ import argparse            # noqa: E402  (after the thread settings, on purpose)
 import datetime            # noqa: E402
 import gc                  # noqa: E402
 import json                # noqa: E402
+import multiprocessing     # noqa: E402
 import platform            # noqa: E402
 import resource            # noqa: E402
 import statistics          # noqa: E402
 import subprocess          # noqa: E402
 import time                # noqa: E402
+import traceback           # noqa: E402
 import tracemalloc         # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from functools import lru_cache   # noqa: E402
@@ -169,9 +172,10 @@ def minigrad_train_step(case, batch, device):
 
 
 def torch_train_step(torch, case, batch, device, state):
-    """The same training step in PyTorch, starting from minigrad's state dict `state`."""
+    """The same training step in PyTorch, starting from minigrad's state dict `state`
+    ({name: NumPy array}, see numpy_state)."""
     model = case.build(torch.nn)
-    model.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in state.items()})
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
     model.to(device)
     x_np, y_np = make_batch(case.data, batch)
     x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
@@ -184,6 +188,11 @@ def torch_train_step(torch, case, batch, device, state):
         opt.step()
         return loss
     return step
+
+
+def numpy_state(model):
+    """A minigrad model's state dict as NumPy arrays: what PyTorch's load_state_dict is given."""
+    return {k: backend.to_numpy(v.data) for k, v in model.state_dict().items()}
 
 
 def training_flops(model, x):
@@ -246,10 +255,10 @@ def torch_bn2d(torch, shape, device):
 TINY_LOOP = 1000      # tiny ops run in loops of this many, so the timer's own cost vanishes
 
 
-def tiny_add_loops(device, torch):
+def tiny_add_loops(device):
     """{name: loop}: each loop runs TINY_LOOP tiny (2, 2) adds.
 
-    minigrad and PyTorch: c = a + b; c.backward(g) (the engine's fixed cost per op, both ways);
+    minigrad: c = a + b; c.backward(g) (the engine's fixed cost per op, both ways);
     array: the array library's own a + b on the same arrays (NumPy, or CuPy on the GPU).
     """
     xp = backend.xp_for(device)
@@ -265,52 +274,173 @@ def tiny_add_loops(device, torch):
     def array_loop():
         for _ in range(TINY_LOOP):
             a_np + b_np
+    return {"minigrad": minigrad_loop, "array": array_loop}
 
-    loops = {"minigrad": minigrad_loop, "array": array_loop}
+
+def torch_tiny_loop(torch, device):
+    """PyTorch's c = a + b; c.backward(g), TINY_LOOP times."""
+    ta = torch.ones((2, 2), device=device, requires_grad=True)
+    tb = torch.full((2, 2), 2.0, device=device, requires_grad=True)
+    tg = torch.ones((2, 2), device=device)
+
+    def torch_loop():
+        for _ in range(TINY_LOOP):
+            c = ta + tb
+            c.backward(tg)
+    return torch_loop
+
+
+def square_matrices(n):
+    """The two n x n float32 matrices of the matmul-rate measurement (same in both processes)."""
+    rng = np.random.default_rng(SEED)
+    return [rng.standard_normal((n, n), dtype=np.float32) for _ in range(2)]
+
+
+# ---- PyTorch in a process of its own ------------------------------------------------------------
+class TorchWorker:
+    """PyTorch in a child process, building and timing its side of each case on request.
+
+    Both libraries once shared this process. Then NumPy work timed right after PyTorch's blocks
+    ran 3-5x slower (BatchNorm2d (128, 64, 8, 8): 6-10 ms a step instead of 2 ms; with
+    OMP_WAIT_POLICY=PASSIVE, or with PyTorch in another process, the slowdown was gone): PyTorch's
+    OpenMP threads got in NumPy's way. So each library runs in its own process, as it would for
+    a user, and the rounds still alternate, one library running at a time.
+    """
+
+    def __init__(self, device, threads):
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_end = context.Pipe()
+        # The child re-imports this script, and with it minigrad, so PyTorch gets the same
+        # malloc settings as minigrad (see benchmarks/README.md: PyTorch gains from them too).
+        self.process = context.Process(target=_torch_worker_main, daemon=True,
+                                       args=(child_end, device, threads))
+        self.process.start()
+        self.version, self.why_not, self.threads = self.conn.recv()
+
+    def call(self, *message):
+        self.conn.send(message)
+        ok, value = self.conn.recv()
+        if not ok:
+            raise RuntimeError(f"the PyTorch process failed:\n{value}")
+        return value
+
+    def runner(self, kind, *args):
+        """A runner for time_interleaved whose calls run in the PyTorch process."""
+        return RemoteRunner(self, self.call("build", kind, args))
+
+    def close(self):
+        if self.process.is_alive():
+            self.conn.send(("stop",))
+            self.process.join(10)
+
+
+def _torch_worker_main(conn, device, threads):
+    """The PyTorch process: answer TorchWorker's messages until told to stop."""
+    torch, why = load_torch(device)
     if torch is not None:
-        ta = torch.ones((2, 2), device=device, requires_grad=True)
-        tb = torch.full((2, 2), 2.0, device=device, requires_grad=True)
-        tg = torch.ones((2, 2), device=device)
+        torch.set_num_threads(threads)
+    conn.send((torch.__version__ if torch else None, why,
+               torch.get_num_threads() if torch else None))
+    if torch is None:
+        return
+    sync = torch_sync(torch, device)
 
-        def torch_loop():
-            for _ in range(TINY_LOOP):
-                c = ta + tb
-                c.backward(tg)
-        loops["torch"] = torch_loop
-    return loops
+    def matmul(n):
+        a, b = (torch.from_numpy(m).to(device) for m in square_matrices(n))
+        return lambda: a @ b
+
+    builders = {"train": lambda key, batch, state: torch_train_step(torch, CASES[key], batch,
+                                                                     device, state),
+                "bn": lambda shape: torch_bn2d(torch, shape, device),
+                "tiny": lambda: torch_tiny_loop(torch, device),
+                "matmul": matmul}
+    runners = {}
+    while True:
+        kind, *args = conn.recv()
+        if kind == "stop":
+            return
+        try:
+            if kind == "build":
+                builder, builder_args = args
+                key = len(runners)
+                runners[key] = LocalRunner(builders[builder](*builder_args), sync)
+                value = key
+            elif kind == "once":
+                value = runners[args[0]].once()
+            elif kind == "block":
+                value = runners[args[0]].block(args[1])
+            elif kind == "free":
+                del runners[args[0]]
+                value = None
+            elif kind == "cuda_pool":
+                value = cuda_pool_growth("torch", torch, CASES[args[0]], *args[1:])
+            else:
+                raise ValueError(f"unknown message {kind!r}")
+            conn.send((True, value))
+        except Exception:
+            conn.send((False, traceback.format_exc()))
 
 
 # ---- timing -------------------------------------------------------------------------------------
+class LocalRunner:
+    """A function timed in this process; sync waits for the GPU (a no-op on the CPU)."""
+
+    def __init__(self, fn, sync):
+        self.fn, self.sync = fn, sync
+
+    def once(self):
+        t0 = time.perf_counter()
+        self.fn()
+        self.sync()
+        return time.perf_counter() - t0
+
+    def block(self, calls):
+        """Seconds for `calls` calls, after one untimed call (caches and thread pools warm)."""
+        self.fn()
+        self.sync()
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            self.fn()
+        self.sync()
+        return time.perf_counter() - t0
+
+
+class RemoteRunner:
+    """The same interface for a function that lives in the PyTorch process."""
+
+    def __init__(self, worker, key):
+        self.worker, self.key = worker, key
+
+    def once(self):
+        return self.worker.call("once", self.key)
+
+    def block(self, calls):
+        return self.worker.call("block", self.key, calls)
+
+    def free(self):
+        self.worker.call("free", self.key)
+
+
 def time_interleaved(runners, rounds, block_s, settle_s=0.0):
     """Seconds per call of each runner, one value per round: {name: [s, s, ...]}.
 
-    runners: {name: (fn, sync)}. Each round runs every runner for about block_s seconds, in an
-    order that rotates from round to round. Before each timed block we wait settle_s (OpenBLAS
-    worker threads keep spinning for ~0.1 s after their last call and would steal cores from
-    the next library) and make one untimed call (caches and thread pools warm again).
+    runners: {name: (fn, sync) or runner}. Each round runs every runner for about block_s
+    seconds, in an order that rotates from round to round. Before each timed block we wait
+    settle_s (OpenBLAS worker threads keep spinning for ~0.1 s after their last call and would
+    steal cores from the next library) and make one untimed call.
     """
+    runners = {name: r if hasattr(r, "block") else LocalRunner(*r) for name, r in runners.items()}
     calls = {}
-    for name, (fn, sync) in runners.items():
-        fn()                                           # warm-up: first-call allocations
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        calls[name] = max(1, round(block_s / max(time.perf_counter() - t0, 1e-9)))
+    for name, runner in runners.items():
+        runner.once()                                  # warm-up: first-call allocations
+        calls[name] = max(1, round(block_s / max(runner.once(), 1e-9)))
     names = list(runners)
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            fn, sync = runners[name]
             time.sleep(settle_s)
-            fn()
-            sync()
-            gc.collect()
-            t0 = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            sync()
-            times[name].append((time.perf_counter() - t0) / calls[name])
+            times[name].append(runners[name].block(calls[name]) / calls[name])
     return times
 
 
@@ -324,19 +454,17 @@ def summarize(times, a="minigrad", b="torch"):
     return out
 
 
-def matmul_rates(device, torch, **timing):
+def matmul_rates(device, worker, **timing):
     """GFLOP/s of an n x n float32 matmul (n = 1024 on the CPU, 4096 on the GPU): the rate
     the machine can reach, against which each case's achieved rate is read."""
     n = 1024 if device == "cpu" else 4096
-    xp = backend.xp_for(device)
-    rng = np.random.default_rng(SEED)
-    a, b = (xp.asarray(rng.standard_normal((n, n), dtype=np.float32)) for _ in range(2))
+    a, b = (backend.to_device(m, device) for m in square_matrices(n))
     runners = {"array": (lambda: a @ b, minigrad_sync(device))}     # NumPy or CuPy
-    if torch is not None:
-        ta, tb = torch.from_numpy(backend.to_numpy(a)).to(device), \
-            torch.from_numpy(backend.to_numpy(b)).to(device)
-        runners["torch"] = (lambda: ta @ tb, torch_sync(torch, device))
+    if worker is not None:
+        runners["torch"] = worker.runner("matmul", n)
     times = time_interleaved(runners, **timing)
+    if worker is not None:
+        runners["torch"].free()
     return {name: 2 * n ** 3 / statistics.median(t) / 1e9 for name, t in times.items()}, n
 
 
@@ -394,7 +522,7 @@ def memory_child(framework, key, batch, steps):
         if torch is None:
             raise SystemExit(why)
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-        step = torch_train_step(torch, case, batch, "cpu", model.state_dict())
+        step = torch_train_step(torch, case, batch, "cpu", numpy_state(model))
         del model                                           # only its weights were needed
     bytes_, method = rss_peak_growth(step, steps)
     print(json.dumps({"bytes": bytes_, "method": method}))
@@ -439,7 +567,7 @@ def cuda_pool_growth(framework, torch, case, batch, steps):
             step()
         cupy.cuda.Device().synchronize()
         return pool.total_bytes() - before
-    step = torch_train_step(torch, case, batch, "cuda", model.state_dict())
+    step = torch_train_step(torch, case, batch, "cuda", numpy_state(model))
     del model
     gc.collect()
     torch.cuda.empty_cache()
@@ -452,7 +580,7 @@ def cuda_pool_growth(framework, torch, case, batch, steps):
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def machine_info(device, threads, torch):
+def machine_info(device, threads, torch_version):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -462,7 +590,7 @@ def machine_info(device, threads, torch):
     versions = backend.versions()
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
-            "minigrad": mg.__version__, "torch": torch.__version__ if torch else "not installed",
+            "minigrad": mg.__version__, "torch": torch_version or "not installed",
             "cupy": versions["cupy"] or "not installed", "gpu": versions["gpu"],
             "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
@@ -478,35 +606,47 @@ def machine_info(device, threads, torch):
 def run(args):
     """Every measurement, printed as it completes; returns them for RESULTS.md."""
     device, threads = args.device, args.threads
-    torch, why_no_torch = load_torch(device)
     if device == "cuda" and not backend.cuda_available():
         raise SystemExit(f"--device cuda: {backend.cuda_unavailable_reason()}")
-    if torch is not None:
-        torch.set_num_threads(threads)
+    worker = TorchWorker(device, threads)
+    why_no_torch = worker.why_not
+    if worker.version is None:
+        worker.close()
+        worker = None
+    try:
+        return measure_all(args, device, threads, worker, why_no_torch)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def measure_all(args, device, threads, worker, why_no_torch):
     timing = dict(rounds=args.rounds or (3 if args.quick else 15),
                   block_s=0.02 if args.quick else 0.25, settle_s=0.0 if args.quick else 0.1)
-    info = machine_info(device, threads, torch)
+    info = machine_info(device, threads, worker.version if worker else None)
     print(f"minigrad {mg.__version__} vs "
-          f"{'PyTorch ' + torch.__version__ if torch else 'nothing: ' + why_no_torch}; "
-          f"device {device}, {threads} threads, {timing['rounds']} interleaved rounds")
+          f"{'PyTorch ' + worker.version if worker else 'nothing: ' + why_no_torch}"
+          f" (in a process of its own); device {device}, {threads} threads, "
+          f"{timing['rounds']} interleaved rounds")
     if "blas_threads" in info:
-        print(f"thread pools: {info['blas_threads']}")
+        print(f"thread pools: {info['blas_threads']} (minigrad's process)"
+              + (f", PyTorch {worker.threads} threads" if worker else ""))
     if info["load"] is not None and info["load"] > 0.5:
         print(f"warning: the machine was busy before this run (load average {info['load']:.1f} "
               f"on {info['cores']} cores): absolute times are inflated and thread pools "
               "(PyTorch's most) lose time waiting for descheduled threads")
-    rates, n = matmul_rates(device, torch, **timing)
+    rates, n = matmul_rates(device, worker, **timing)
     print(f"\nfloat32 {n}x{n} matmul: array library {rates['array']:.1f} GFLOP/s"
-          + (f", PyTorch {rates['torch']:.1f} GFLOP/s" if torch else ""))
+          + (f", PyTorch {rates['torch']:.1f} GFLOP/s" if worker else ""))
     return {"device": device, "rounds": timing["rounds"], "quick": args.quick, "info": info,
             "no_torch": why_no_torch,
             "matmul": {"n": n, "array_gflops": rates["array"], "torch_gflops": rates.get("torch")},
-            **measure_speed(device, torch, args.batch_scale, timing),
-            "overhead": measure_overhead(device, torch, timing),
-            "memory": measure_memory(device, torch, args.batch_scale, threads, args.quick)}
+            **measure_speed(device, worker, args.batch_scale, timing),
+            "overhead": measure_overhead(device, worker, timing),
+            "memory": measure_memory(device, worker, args.batch_scale, threads, args.quick)}
 
 
-def measure_speed(device, torch, batch_scale, timing):
+def measure_speed(device, worker, batch_scale, timing):
     """The training steps (a)-(d) and BatchNorm2d alone, each library against the other."""
     print(f"\n{'training step':66s} {'minigrad':>10s} {'PyTorch':>10s} {'ratio (min-max)':>18s}"
           f" {'target':>7s}  GFLOP/s mg/torch")
@@ -517,28 +657,32 @@ def measure_speed(device, torch, batch_scale, timing):
         x_np, _ = make_batch(case.data, batch)
         flops = training_flops(model, mg.Tensor(x_np, device=device))
         runners = {"minigrad": (step, minigrad_sync(device))}
-        if torch is not None:
-            runners["torch"] = (torch_train_step(torch, case, batch, device, model.state_dict()),
-                                torch_sync(torch, device))
+        if worker is not None:
+            runners["torch"] = worker.runner("train", case.key, batch, numpy_state(model))
         times = time_interleaved(runners, **timing)
+        if worker is not None:
+            runners["torch"].free()
         train.append({"key": case.key, "title": case.title, "batch": batch,
                       "target": case.target, "gflop": flops / 1e9, **summarize(times)})
         print(_console_row(f"({case.key}) {case.title}, batch {batch}", train[-1], flops))
     for shape in BN_SHAPES:
         runners = {"minigrad": (minigrad_bn2d(shape, device), minigrad_sync(device))}
-        if torch is not None:
-            runners["torch"] = (torch_bn2d(torch, shape, device), torch_sync(torch, device))
+        if worker is not None:
+            runners["torch"] = worker.runner("bn", shape)
         times = time_interleaved(runners, **timing)
+        if worker is not None:
+            runners["torch"].free()
         bn.append({"shape": shape, "target": BN_TARGET, **summarize(times)})
         print(_console_row(f"BatchNorm2d fwd+bwd {shape}", bn[-1], None))
     return {"train": train, "bn": bn}
 
 
-def measure_overhead(device, torch, timing):
+def measure_overhead(device, worker, timing):
     """Microseconds per tiny add: minigrad's forward + backward, the array library's a + b."""
     sync = minigrad_sync(device)
-    runners = {name: (fn, torch_sync(torch, device) if name == "torch" else sync)
-               for name, fn in tiny_add_loops(device, torch).items()}
+    runners = {name: (fn, sync) for name, fn in tiny_add_loops(device).items()}
+    if worker is not None:
+        runners["torch"] = worker.runner("tiny")
     times = time_interleaved(runners, **timing)
     us = {name: 1e6 * statistics.median(t) / TINY_LOOP for name, t in times.items()}
     array_name = "NumPy" if device == "cpu" else "CuPy"
@@ -551,10 +695,10 @@ def measure_overhead(device, torch, timing):
             "target_us": OVERHEAD_TARGET_US}
 
 
-def measure_memory(device, torch, batch_scale, threads, quick):
+def measure_memory(device, worker, batch_scale, threads, quick):
     """Peak memory of the (c) and (d) training steps; see rss_peak_growth / cuda_pool_growth."""
     steps, repeats = (2, 1) if quick else (3, 3)
-    names = ["minigrad"] + (["torch"] if torch is not None else [])
+    names = ["minigrad"] + (["torch"] if worker is not None else [])
     print()
     rows = []
     for key in MEMORY_CASES:
@@ -570,12 +714,13 @@ def measure_memory(device, torch, batch_scale, threads, quick):
                     measured[name].append(out["bytes"])
                     row["method"] = out["method"]
         else:
-            measured = {name: [cuda_pool_growth(name, torch, case, batch, steps)]
-                        for name in names}
+            measured = {"minigrad": [cuda_pool_growth("minigrad", None, case, batch, steps)]}
+            if worker is not None:
+                measured["torch"] = [worker.call("cuda_pool", key, batch, steps)]
             row["method"] = "caching-pool growth (CuPy total_bytes, torch max_memory_reserved)"
         row["minigrad"] = statistics.median(measured["minigrad"])
         line = f"peak memory ({key}) batch {batch}: minigrad {row['minigrad'] / 2**20:.1f} MiB"
-        if torch is not None:
+        if worker is not None:
             row["torch"] = statistics.median(measured["torch"])
             row["ratio"] = row["minigrad"] / max(row["torch"], 1)
             line += (f", PyTorch {row['torch'] / 2**20:.1f} MiB, ratio {row['ratio']:.2f} "
@@ -616,7 +761,8 @@ def render_section(res):
              f"- versions: Python {info['python']}, NumPy {info['numpy']}, minigrad "
              f"{info['minigrad']}, PyTorch {info['torch']}, CuPy {info['cupy']}",
              f"- {info['date']}, {info['threads']} threads (torch.set_num_threads and "
-             f"OMP/OPENBLAS/MKL_NUM_THREADS), {res['rounds']} interleaved rounds"
+             f"OMP/OPENBLAS/MKL_NUM_THREADS), {res['rounds']} interleaved rounds, PyTorch in a "
+             "process of its own"
              + (" (--quick)" if res["quick"] else "")
              + (f"; 1-minute load average before the run {info['load']:.1f}"
                 if info["load"] is not None else ""),

@@ -47,7 +47,7 @@ def test_training_flops_counts_forward_dw_and_dx(bench):
 def test_bn_and_tiny_op_runners_run(bench, monkeypatch):
     bench.minigrad_bn2d((4, 3, 5, 5), "cpu")()
     monkeypatch.setattr(bench, "TINY_LOOP", 10)
-    loops = bench.tiny_add_loops("cpu", None)
+    loops = bench.tiny_add_loops("cpu")
     assert sorted(loops) == ["array", "minigrad"]
     times = bench.time_interleaved({k: (f, lambda: None) for k, f in loops.items()}, 2, 0.001)
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
