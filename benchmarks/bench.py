@@ -624,9 +624,9 @@ def measure_all(args, device, threads, worker, why_no_torch):
     timing = dict(rounds=args.rounds or (3 if args.quick else 15),
                   block_s=0.02 if args.quick else 0.25, settle_s=0.0 if args.quick else 0.1)
     info = machine_info(device, threads, worker.version if worker else None)
-    print(f"minigrad {mg.__version__} vs "
-          f"{'PyTorch ' + worker.version if worker else 'nothing: ' + why_no_torch}"
-          f" (in a process of its own); device {device}, {threads} threads, "
+    versus = (f"PyTorch {worker.version} (in a process of its own)" if worker
+              else f"nothing: {why_no_torch}")
+    print(f"minigrad {mg.__version__} vs {versus}; device {device}, {threads} threads, "
           f"{timing['rounds']} interleaved rounds")
     if "blas_threads" in info:
         print(f"thread pools: {info['blas_threads']} (minigrad's process)"
