@@ -330,7 +330,10 @@ class TorchWorker:
 
     def close(self):
         if self.process.is_alive():
-            self.conn.send(("stop",))
+            try:
+                self.conn.send(("stop",))
+            except OSError:          # the child had already finished (no PyTorch to run)
+                pass
             self.process.join(10)
 
 

@@ -63,3 +63,23 @@ def test_results_file_keeps_the_other_devices_section(bench):
     assert "cpu body two" in text and "cpu body one" not in text and "gpu body" in text
     assert text.index("cpu body two") < text.index("gpu body")
     assert text.startswith("# Benchmark results") and text.count("results:cpu -->") == 2
+
+
+def test_torch_worker_process_answers(monkeypatch):
+    # PyTorch runs in a process of its own (bench.TorchWorker). Without PyTorch installed (as
+    # in CI) the worker must say why; with it, it must build, time and free a runner, and turn
+    # a failure inside the child into an error naming it.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    bench = importlib.import_module("bench")       # importable by name: the child re-imports it
+    worker = bench.TorchWorker("cpu", 1)
+    try:
+        if worker.version is None:
+            assert "PyTorch" in worker.why_not and "not installed" in worker.why_not
+            return
+        runner = worker.runner("bn", (4, 3, 5, 5))
+        assert runner.once() > 0 and runner.block(3) > 0
+        runner.free()
+        with pytest.raises(RuntimeError, match="KeyError"):
+            runner.once()                           # freed: the child reports its KeyError
+    finally:
+        worker.close()
