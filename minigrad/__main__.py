@@ -60,7 +60,8 @@ def load_data(name, data_dir):
     if name == "digits":
         return data.load_digits("train"), data.load_digits("test")
     if data_dir is None:
-        raise ValueError(f"--data {name} needs --data-dir pointing at the folder with its IDX files")
+        raise ValueError(f"--data {name} needs --data-dir pointing at the folder with its IDX "
+                         "files")
     kind = "mnist" if name == "mnist" else "fashion-mnist"
     return data.load_mnist(data_dir, "train", kind), data.load_mnist(data_dir, "test", kind)
 

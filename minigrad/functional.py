@@ -277,7 +277,7 @@ class BatchNorm(Function):
         dx = gamma * invstd / m * (m * dout - dbeta - xhat * dgamma)
     In eval mode mu and var are constants (the running statistics), so dx = dout * gamma * invstd.
     The work is done on a 3-D view of x, (N, C, L) or (N, L, C), whichever x's memory order
-    gives without copying (see _channel_axis), with the per-channel vectors broadcast along it.
+    gives without copying (see _channel_axis), with the per-channel vectors tiled along it.
     Each full-size pass costs about as much as all the per-channel arithmetic, so xhat is never
     stored: the op keeps xc = x - mu0 (mu0 is a first estimate of mu, see below) and folds
     xhat = (xc - dmean) * invstd, with dmean = mu - mu0, into per-channel factors.
@@ -318,20 +318,19 @@ class BatchNorm(Function):
         y = xc * _tile(xp, scale, v, cax)
         offset = -dmean * scale if bias is None else bias - dmean * scale
         y += _tile(xp, offset, v, cax)
-        ctx.save_for_backward(xc, dmean, invstd, weight)
-        ctx.training, ctx.has_bias = training, bias is not None
-        ctx.cax, ctx.m = cax, m
+        ctx.save_for_backward(xc, dmean, invstd, scale)
+        ctx.training, ctx.cax, ctx.m = training, cax, m
+        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         return _unview3(y, cax, x.shape)
 
     @staticmethod
     def backward(ctx, dout):
-        xc, dmean, invstd, weight = ctx.saved          # xhat = (xc - dmean) * invstd
+        xc, dmean, invstd, scale = ctx.saved  # xhat = (xc - dmean) * invstd; scale = gamma * invstd
         xp, cax = ctx.xp, ctx.cax
         d = _view3(dout, cax)                           # same 3-D layout as xc
         m = ctx.m
         dbeta = _channel_sum(xp, d, cax)                                # sum dout, (C,)
         dgamma = (_channel_dot(xp, d, xc, cax) - dmean * dbeta) * invstd  # sum dout * xhat
-        scale = invstd if weight is None else weight * invstd          # gamma * invstd
         if ctx.training:
             # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes once
             # xhat * dgamma / m is written as xc * k - dmean * k with k = invstd * dgamma / m
@@ -342,7 +341,7 @@ class BatchNorm(Function):
         else:
             dx = d * _tile(xp, scale, d, cax)
         grads = [_unview3(dx, cax, dout.shape)]         # one gradient per Tensor input present
-        if weight is not None:
+        if ctx.has_weight:
             grads.append(dgamma)
         if ctx.has_bias:
             grads.append(dbeta)

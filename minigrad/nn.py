@@ -65,8 +65,10 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)
-        for hook in list(getattr(self, "_forward_hooks", {}).values()):
-            hook(self, args, out)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:                # most modules have none: no dict or list to build per call
+            for hook in list(hooks.values()):
+                hook(self, args, out)
         return out
 
     def register_forward_hook(self, hook):
@@ -336,7 +338,7 @@ class Flatten(Module):
         return x.flatten(self.start_dim)
 
 
-# ---- normalisation --------------------------------------------------------------------------------
+# ---- normalisation ------------------------------------------------------------------------------
 class _BatchNorm(Module):
     """Shared code of BatchNorm1d/2d; PyTorch's semantics exactly (see F.batch_norm).
 

@@ -112,8 +112,9 @@ class SGD:
             i = int(key)
             buf = _value(entry["momentum_buffer"])
             if i >= len(params) or np.shape(buf) != params[i].shape:
+                want = params[i].shape if i < len(params) else "none"
                 raise ValueError(f"momentum buffer {i} has shape {np.shape(buf)}, but the "
-                                 f"parameter has shape {params[i].shape if i < len(params) else 'none'}")
+                                 f"parameter has shape {want}")
             buffers[id(params[i])] = backend.to_device(buf, params[i].device).astype(
                 params[i].dtype)
         for group, saved in zip(self.param_groups, groups.values()):

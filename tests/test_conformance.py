@@ -35,15 +35,18 @@ def _group(name, prefix):
     return {k[len(prefix):]: v for k, v in _fixture(name).items() if k.startswith(prefix)}
 
 
-def _check(actual, expected, dtype, what):
-    """Compare a minigrad result with a float64 PyTorch reference; actual must have `dtype`."""
+def _check(actual, expected, dtype, what, scale_floor=0.0):
+    """Compare a minigrad result with a float64 PyTorch reference; actual must have `dtype`.
+
+    |actual - expected| <= tol * |expected| + tol * max(max|expected|, scale_floor).
+    """
     actual = actual.data if isinstance(actual, Tensor) else actual
     assert actual is not None, f"{what}: no value (a gradient that was never computed?)"
     assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
     rtol = TOL[dtype]
     np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol,
-                               atol=rtol * np.abs(expected).max(),
+                               atol=rtol * max(np.abs(expected).max(), scale_floor),
                                err_msg=f"[{np.dtype(dtype).name}] {what}")
 
 

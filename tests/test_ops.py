@@ -521,9 +521,9 @@ def test_fused_batch_norm_on_channels_last_memory(training, device):
         results.append([y.numpy(), dx, host(w.grad), host(b.grad), rm.numpy()])
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    inputs = [Tensor(a, dtype=np.float64, device=device) for a in (x_nhwc[:2, :2], w_np, b_np)]
     assert gradcheck(lambda x, w, b: F.batch_norm(x.permute(0, 3, 1, 2), weight=w, bias=b,
-                                                  training=True),
-                     [Tensor(a, dtype=np.float64, device=device) for a in (x_nhwc[:2, :2], w_np, b_np)])
+                                                  training=True), inputs)
 
 
 # ---- numerical stability -----------------------------------------------------------------------
