@@ -48,6 +48,10 @@ class Context:
     Ops may also store plain attributes on it (an axis, a shape).
     """
 
+    # Slots for what every op records (faster to set on the hot path); the __dict__ takes
+    # whatever else an op stores (an axis, a shape).
+    __slots__ = ("xp", "saved", "fn", "parents", "needs_input_grad", "__dict__")
+
     def __init__(self, xp):
         self.xp = xp
         self.saved = ()
@@ -67,32 +71,31 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        # The hot path of every op: kept to plain loops (no generators, no helper calls).
+        # The hot path of every op, run millions of times in a training loop: kept to plain
+        # loops and inline code (each helper call or generator costs ~0.1 us; see the
+        # per-op overhead row of benchmarks/RESULTS.md).
         parents = []
         arrays = []
         needs_grad = []
+        kind = None
         for a in args:
             if isinstance(a, Tensor):
                 parents.append(a)
-                arrays.append(a.data)
                 needs_grad.append(a.requires_grad)
-            else:
-                arrays.append(a)
-        if parents:
-            kind = type(parents[0].data)
-            for p in parents:
-                if type(p.data) is not kind:
+                a = a.data
+                if kind is None:
+                    kind = type(a)
+                elif type(a) is not kind:
                     _raise_device_mismatch(cls, parents)
-            ctx = Context(np if kind is np.ndarray else backend.xp_of(parents[0].data))
-        else:
-            ctx = Context(np)
-        out = cls.forward(ctx, *arrays, **kwargs)
+            arrays.append(a)
+        ctx = Context(np if kind is np.ndarray or kind is None else backend.xp_of(parents[0].data))
+        out = cls.forward(ctx, *arrays, **kwargs) if kwargs else cls.forward(ctx, *arrays)
         if _grad_enabled and True in needs_grad:
             ctx.fn = cls
             ctx.parents = parents
             ctx.needs_input_grad = tuple(needs_grad)
-            return Tensor._make(out, True, ctx)
-        return Tensor._make(out, False, None)
+            return _make_tensor(out, True, ctx)
+        return _make_tensor(out, False, None)
 
 
 def _raise_device_mismatch(fn, tensors):
@@ -103,15 +106,18 @@ def _raise_device_mismatch(fn, tensors):
                        "move one with .to(device) first")
 
 
-def _unbroadcast(grad, shape):
+def _unbroadcast(grad, shape, fn):
     """Sum `grad` down to `shape`: the one place broadcasting is undone.
 
     A broadcast input was copied along the new leading axes and along its size-1 axes, so its
-    gradient is the sum of the output gradient over exactly those axes.
+    gradient is the sum of the output gradient over exactly those axes. A gradient whose shape
+    is no broadcast of `shape` is a bug in `fn`'s backward, reported instead of reshaped.
     """
-    if grad.shape == shape:
-        return grad
     extra = grad.ndim - len(shape)
+    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
+        raise RuntimeError(f"{fn.__name__}.backward returned a gradient of shape {grad.shape} "
+                           f"for an input of shape {shape}; it must have the input's shape "
+                           "(or a shape the input broadcasts to)")
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -155,6 +161,22 @@ def _store_grad(t, g, taken):
     t.grad = g
 
 
+_new = object.__new__       # bound once: looking it up on every op output costs ~0.05 us
+
+
+def _make_tensor(data, requires_grad, ctx):
+    """Fast internal constructor for op outputs (no dtype or device checks, no copy)."""
+    if type(data) is not np.ndarray and not backend.is_array(data):
+        data = np.asarray(data)         # NumPy reductions return scalars, not arrays
+    t = _new(Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = requires_grad
+    t._ctx = ctx
+    t._retains_grad = False
+    return t
+
+
 class Tensor:
     """An n-dimensional array with an optional gradient.
 
@@ -196,18 +218,7 @@ class Tensor:
         self._ctx = None
         self._retains_grad = False
 
-    @classmethod
-    def _make(cls, data, requires_grad, ctx):
-        """Fast internal constructor for op outputs (no dtype or device checks)."""
-        t = object.__new__(Tensor)
-        if type(data) is not np.ndarray and not backend.is_array(data):
-            data = np.asarray(data)         # NumPy reductions return scalars, not arrays
-        t.data = data
-        t.grad = None
-        t.requires_grad = requires_grad
-        t._ctx = ctx
-        t._retains_grad = False
-        return t
+    _make = staticmethod(_make_tensor)    # Tensor._make(data, requires_grad, ctx)
 
     # ---- properties --------------------------------------------------------------------
     @property
@@ -319,32 +330,34 @@ class Tensor:
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad: none of the tensors "
                 "it was computed from had requires_grad=True (or it was made under no_grad())")
-        xp = backend.xp_of(self.data)
+        data = self.data
         if grad is None:
-            if self.data.size != 1:
+            if data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a single-element output, got shape "
                     f"{self.shape}; reduce it first (e.g. loss = out.sum()) or pass "
                     f"grad=<array of shape {self.shape}>")
-            grad = xp.ones_like(self.data)
+            grad = backend.xp_of(data).ones_like(data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else grad
-            grad = xp.asarray(grad, dtype=self.data.dtype)
-            if grad.shape != self.data.shape:
+            if isinstance(grad, Tensor):
+                grad = grad.data
+            if type(grad) is not type(data) or grad.dtype != data.dtype:
+                grad = backend.xp_of(data).asarray(grad, dtype=data.dtype)
+            if grad.shape != data.shape:
                 raise ValueError(f"backward(grad) needs a gradient of shape {self.shape}, "
                                  f"got {grad.shape}")
 
-        # Tensors hash by identity, so they key the gradient table of the op outputs directly.
-        grads = {self: grad}
         # Arrays (by id) that a .grad must not share: the caller's own gradient array, and every
         # array already stored in some .grad (see _store_grad).
         taken = {id(grad)} if grad.base is None else {id(grad), id(grad.base)}
         if self._ctx is None:               # backward() on a leaf: its gradient is grad itself
             _store_grad(self, grad, taken)
             return
+        # Tensors hash by identity, so they key the gradient table of the op outputs directly.
+        grads = {self: grad}
         for t in self._topological_order():
             g = grads.pop(t, None)
-            if g is None:
+            if g is None:                   # no path with a gradient reached t
                 continue
             if t._retains_grad:
                 _store_grad(t, g, taken)
@@ -355,26 +368,30 @@ class Tensor:
                     f"{ctx.fn.__name__}'s saved arrays were freed after the first backward(); "
                     "call backward(retain_graph=True) the first time to run it again")
             in_grads = ctx.fn.backward(ctx, g)
+            parents = ctx.parents
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            if len(in_grads) != len(ctx.parents):
+            if len(in_grads) != len(parents):
                 raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(in_grads)} "
-                                   f"gradients for {len(ctx.parents)} tensor inputs")
+                                   f"gradients for {len(parents)} tensor inputs")
             if not retain_graph:
                 ctx.saved = None
-            for p, pg in zip(ctx.parents, in_grads):
+            for p, pg in zip(parents, in_grads):
                 if pg is None or not p.requires_grad:
                     continue
                 if pg.shape != p.data.shape:
-                    pg = _unbroadcast(pg, p.data.shape)
-                if p._ctx is None:
-                    # A leaf: nothing flows on from it, so each contribution goes straight
-                    # into its .grad (where gradients accumulate anyway).
-                    _store_grad(p, pg, taken)
-                elif p in grads:
-                    grads[p] = grads[p] + pg
+                    pg = _unbroadcast(pg, p.data.shape, ctx.fn)
+                if p._ctx is not None:
+                    # An op output: its gradient is complete only once every op that used it
+                    # has run, which the topological order guarantees.
+                    if p in grads:
+                        grads[p] = grads[p] + pg
+                    else:
+                        grads[p] = pg
+                elif p.grad is not None:
+                    p.grad = p.grad + pg    # a leaf: contributions go straight into its .grad
                 else:
-                    grads[p] = pg
+                    _store_grad(p, pg, taken)
 
     def _topological_order(self):
         """The op outputs from self back to the leaves, each after every tensor that uses it.
@@ -416,31 +433,41 @@ class Tensor:
         return Tensor._make(array, False, None)
 
     def __add__(self, other):
-        return _ops.Add.apply(self, self._wrap(other))
+        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
+            other = self._wrap(other)
+        return _ops.Add.apply(self, other)
 
     def __radd__(self, other):
         return _ops.Add.apply(self._wrap(other), self)
 
     def __sub__(self, other):
-        return _ops.Sub.apply(self, self._wrap(other))
+        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
+            other = self._wrap(other)
+        return _ops.Sub.apply(self, other)
 
     def __rsub__(self, other):
         return _ops.Sub.apply(self._wrap(other), self)
 
     def __mul__(self, other):
-        return _ops.Mul.apply(self, self._wrap(other))
+        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
+            other = self._wrap(other)
+        return _ops.Mul.apply(self, other)
 
     def __rmul__(self, other):
         return _ops.Mul.apply(self._wrap(other), self)
 
     def __truediv__(self, other):
-        return _ops.Div.apply(self, self._wrap(other))
+        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
+            other = self._wrap(other)
+        return _ops.Div.apply(self, other)
 
     def __rtruediv__(self, other):
         return _ops.Div.apply(self._wrap(other), self)
 
     def __matmul__(self, other):
-        return _ops.MatMul.apply(self, self._wrap(other))
+        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
+            other = self._wrap(other)
+        return _ops.MatMul.apply(self, other)
 
     def __rmatmul__(self, other):
         return _ops.MatMul.apply(self._wrap(other), self)

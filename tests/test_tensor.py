@@ -6,6 +6,7 @@ import pytest
 import minigrad
 from minigrad import Tensor, no_grad
 from minigrad.backend import to_numpy as host
+from minigrad.tensor import Function
 
 
 def t64(data, device="cpu", requires_grad=True):
@@ -280,6 +281,44 @@ def test_backward_grad_of_wrong_shape_raises():
     y = Tensor(np.ones((2, 3)), requires_grad=True) * 2
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         y.backward(np.ones(3))
+
+
+class _WrongShapeGrad(Function):
+    """A deliberately buggy op: its backward returns a gradient of the wrong shape."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, dout):
+        return dout.reshape(-1)     # (2, 2) -> (4,): same size, wrong shape
+
+
+def test_backward_of_op_returning_wrong_grad_shape_names_op_and_shapes():
+    # Before the check, (4,) was silently reshaped back to (2, 2): a wrong number, no error.
+    x = t64(np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match=r"_WrongShapeGrad.*\(4,\).*\(2, 2\)"):
+        _WrongShapeGrad.apply(x).sum().backward()
+    assert x.grad is None
+
+
+def test_backward_of_op_returning_too_few_grads_raises():
+    class OneGradForTwo(Function):
+        forward = staticmethod(lambda ctx, a, b: a + b)
+        backward = staticmethod(lambda ctx, dout: dout)
+
+    a, b = t64([1.0]), t64([2.0])
+    with pytest.raises(RuntimeError, match="returned 1 gradients for 2 tensor inputs"):
+        OneGradForTwo.apply(a, b).backward()
+
+
+def test_broadcast_input_gets_summed_gradient_of_its_own_shape():
+    a = t64(np.ones((3, 1)))
+    b = t64(np.arange(4.0))                 # (4,) broadcasts to (3, 4)
+    (a * b).backward(np.ones((3, 4)))
+    np.testing.assert_array_equal(host(a.grad), np.full((3, 1), 6.0))   # sum of b
+    np.testing.assert_array_equal(host(b.grad), np.full(4, 3.0))        # three rows of a
 
 
 def test_backward_on_tensor_not_requiring_grad_raises():
