@@ -13,7 +13,7 @@ from . import backend, init
 from . import functional as F
 from .tensor import Tensor
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys mismatched_keys")
+IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
 
 
 class StateDictError(KeyError):
@@ -148,7 +148,9 @@ class Module:
 
         strict=True: any missing, unexpected or wrong-shape key raises one KeyError listing
         them all, and nothing is changed. strict=False: the matching keys are loaded and the
-        others are returned as (missing_keys, unexpected_keys, mismatched_keys).
+        missing and unexpected ones are returned as (missing_keys, unexpected_keys); a key
+        whose shape differs still raises, and nothing is loaded (as in PyTorch: a checkpoint
+        for another architecture should not load half-way).
         """
         own = OrderedDict(self._named_tensors((Parameter, Buffer), unique=False))
         missing = [k for k in own if k not in state_dict]
@@ -159,22 +161,22 @@ class Module:
                 shape = tuple(np.shape(_array_of(state_dict[k])))
                 if shape != t.shape:
                     mismatched.append(f"{k}: checkpoint {shape} vs model {t.shape}")
-        if strict and (missing or unexpected or mismatched):
+        if mismatched or (strict and (missing or unexpected)):
             lines = [f"load_state_dict failed for {type(self).__name__}; nothing was loaded."]
-            if missing:
+            if strict and missing:
                 lines.append(f"  missing keys: {missing}")
-            if unexpected:
+            if strict and unexpected:
                 lines.append(f"  unexpected keys: {unexpected}")
             if mismatched:
                 lines.append(f"  wrong shapes: {mismatched}")
-            lines.append("  Pass strict=False to load the keys that match.")
+            lines.append("  strict=False loads the keys that match, but never a wrong shape."
+                         if mismatched else "  Pass strict=False to load the keys that match.")
             raise StateDictError("\n".join(lines))
-        bad = {m.split(":")[0] for m in mismatched}
         for k, t in own.items():
-            if k in state_dict and k not in bad:
+            if k in state_dict:
                 value = backend.to_device(_array_of(state_dict[k]), t.device)
                 t.data[...] = value.astype(t.dtype, copy=False)
-        return IncompatibleKeys(missing, unexpected, mismatched)
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- modes and devices ------------------------------------------------------------------
     def train(self, mode=True):
@@ -238,29 +240,51 @@ def _array_of(value):
 
 # ---- containers and simple layers ---------------------------------------------------------------
 class Sequential(Module):
-    """Apply modules in order; indexable, with state-dict names '0', '1', ... as in PyTorch."""
+    """Apply modules in order; indexable, with state-dict names '0', '1', ... as in PyTorch.
+
+    Sequential(m0, m1, ...), or Sequential(OrderedDict([("conv", m0), ...])) to name them.
+    A slice keeps the original names (seq[1:] holds '1', '2', ...), as PyTorch's does, so
+    its state dict uses the same keys as the full model's.
+    """
 
     def __init__(self, *modules):
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {i}")
-            setattr(self, str(i), m)
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            named = list(modules[0].items())
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        self._names = []
+        for name, m in named:
+            self._add(name, m)
+
+    def _add(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(module).__name__} for "
+                            f"entry {name!r}")
+        if not name.isidentifier() and not name.isdigit() or name in self._names:
+            raise ValueError(f"Sequential: {name!r} is not a new name (names in use: "
+                             f"{self._names}); use a Python identifier or a number")
+        setattr(self, name, module)
+        self._names.append(name)
 
     def _layers(self):
-        return [v for k, v in vars(self).items() if k.isdigit()]
+        return [getattr(self, n) for n in self._names]
 
     def __getitem__(self, i):
-        layers = self._layers()
-        return Sequential(*layers[i]) if isinstance(i, slice) else layers[i]
+        if isinstance(i, slice):
+            return Sequential(OrderedDict((n, getattr(self, n)) for n in self._names[i]))
+        return self._layers()[i]
 
     def __len__(self):
-        return len(self._layers())
+        return len(self._names)
 
     def __iter__(self):
         return iter(self._layers())
 
     def append(self, module):
-        setattr(self, str(len(self)), module)
+        """Add a module at the end, named by the next number (PyTorch names it len(self),
+        which after a slice would overwrite a layer: seq[1:] holds '1' and '2')."""
+        numbers = [int(n) for n in self._names if n.isdigit()]
+        self._add(str(max(numbers, default=-1) + 1), module)
         return self
 
     def forward(self, x):
@@ -309,8 +333,12 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+        # PyTorch's format: padding only when nonzero, bias only when absent
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if any(self.padding):
+            text += f", padding={self.padding}"
+        return text if self.bias is not None else text + ", bias=False"
 
 
 class ReLU(Module):
@@ -329,13 +357,16 @@ class Tanh(Module):
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1*d2*...), PyTorch's default start_dim=1."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...): axes start_dim..end_dim merged, as in PyTorch."""
 
-    def __init__(self, start_dim=1):
-        self.start_dim = start_dim
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return x.flatten(self.start_dim)
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 # ---- normalisation ------------------------------------------------------------------------------
@@ -346,17 +377,17 @@ class _BatchNorm(Module):
     running = (1 - momentum) * running + momentum * batch (unbiased variance), or with
     momentum=None as a cumulative average (factor 1 / num_batches_tracked).
     Eval: normalise with the running statistics. track_running_stats=False: no buffers, batch
-    statistics in both modes. affine=False: no weight and bias.
+    statistics in both modes. affine=False: no weight and bias; bias=False: a weight only.
     """
 
     _expected_dims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+                 track_running_stats=True, *, bias=True):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features)) if affine else None
-        self.bias = Parameter(np.zeros(num_features)) if affine else None
+        self.bias = Parameter(np.zeros(num_features)) if affine and bias else None
         if track_running_stats:
             self.running_mean = Buffer(np.zeros(num_features))
             self.running_var = Buffer(np.ones(num_features))
@@ -387,7 +418,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -407,11 +439,13 @@ class LayerNorm(Module):
     normalized_shape. Built from primitive ops, so autograd derives the backward.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
         self.normalized_shape, self.eps = tuple(shape), eps
+        self.elementwise_affine = elementwise_affine
         self.weight = Parameter(np.ones(self.normalized_shape)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape)) if elementwise_affine else None
+        self.bias = (Parameter(np.zeros(self.normalized_shape)) if elementwise_affine and bias
+                     else None)
 
     def forward(self, x):
         k = len(self.normalized_shape)
@@ -421,10 +455,13 @@ class LayerNorm(Module):
         axes = tuple(range(x.ndim - k, x.ndim))
         xmu = x - x.mean(axis=axes, keepdims=True)
         y = xmu / ((xmu * xmu).mean(axis=axes, keepdims=True) + self.eps).sqrt()
-        return y * self.weight + self.bias if self.weight is not None else y
+        if self.weight is not None:
+            y = y * self.weight
+        return y + self.bias if self.bias is not None else y
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
@@ -433,13 +470,14 @@ class GroupNorm(Module):
     G = 1 is LayerNorm over (C, H, W), G = C is InstanceNorm. One weight/bias per channel.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups "
                              f"({num_groups})")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.affine = affine
         self.weight = Parameter(np.ones(num_channels)) if affine else None
-        self.bias = Parameter(np.zeros(num_channels)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels)) if affine and bias else None
 
     def forward(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -452,8 +490,10 @@ class GroupNorm(Module):
         y = g.reshape(x.shape)                   # back to (N, C, *spatial)
         if self.weight is None:
             return y
-        shape = (1, self.num_channels) + (1,) * (x.ndim - 2)
-        return y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        shape = (1, self.num_channels) + (1,) * (x.ndim - 2)   # per-channel, broadcast over N
+        y = y * self.weight.reshape(shape)
+        return y + self.bias.reshape(shape) if self.bias is not None else y
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")

@@ -536,8 +536,18 @@ class Tensor:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return _ops.Reshape.apply(self, shape=tuple(shape))
 
-    def flatten(self, start_dim=0):
-        return self.reshape(self.shape[:start_dim] + (-1,))
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge axes start_dim..end_dim (both included) into one, as torch.flatten."""
+        shape, n = self.shape, max(self.ndim, 1)        # a 0-d tensor flattens to (1,)
+        for d in (start_dim, end_dim):
+            if not -n <= d < n:
+                raise IndexError(f"flatten: dimension {d} is out of range for a tensor of "
+                                 f"shape {shape} (expected -{n} to {n - 1})")
+        start, end = start_dim % n, end_dim % n
+        if start > end:
+            raise ValueError(f"flatten: start_dim ({start_dim}) comes after end_dim ({end_dim})")
+        merged = int(np.prod(shape[start:end + 1], dtype=np.int64))
+        return self.reshape(shape[:start] + (merged,) + shape[end + 1:])
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes

@@ -181,11 +181,15 @@ def test_state_dict_values_are_copies():
         np.testing.assert_array_equal(v.data, frozen[k], err_msg=k)
 
 
-def test_load_state_dict_strict_lists_every_problem_in_one_error_and_changes_nothing():
+def _model_and_shifted_state():
+    """A small model, a snapshot of its state, and a state dict with every value + 1."""
     minigrad.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    before = snapshot(model)
-    state = {k: v.data + 1 for k, v in model.state_dict().items()}     # all different values
+    return model, snapshot(model), {k: v.data + 1 for k, v in model.state_dict().items()}
+
+
+def test_load_state_dict_strict_lists_every_problem_in_one_error_and_changes_nothing():
+    model, before, state = _model_and_shifted_state()
     del state["2.bias"]                                                 # missing
     state["3.weight"] = np.zeros((2, 2))                                # unexpected
     state["0.weight"] = np.zeros((4, 5))                                # wrong shape
@@ -200,24 +204,32 @@ def test_load_state_dict_strict_lists_every_problem_in_one_error_and_changes_not
 
 
 def test_load_state_dict_non_strict_loads_the_matching_keys():
-    minigrad.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    before = snapshot(model)
-    state = {k: v.data + 1 for k, v in model.state_dict().items()}
+    model, before, state = _model_and_shifted_state()
     del state["2.bias"]
     state["extra"] = np.zeros(1)
-    state["0.weight"] = np.zeros((4, 5))
     result = model.load_state_dict(state, strict=False)
-    missing, unexpected, mismatched = result
+    missing, unexpected = result
     assert missing == ["2.bias"] and result.missing_keys == ["2.bias"]
-    assert unexpected == ["extra"]
-    assert len(mismatched) == 1 and mismatched[0].startswith("0.weight")
+    assert unexpected == ["extra"] and result.unexpected_keys == ["extra"]
     after = snapshot(model)
-    for k in ("0.weight", "2.bias"):
-        np.testing.assert_array_equal(after[k], before[k])
-    for k in ("0.bias", "1.weight", "1.running_mean", "1.running_var", "2.weight"):
+    np.testing.assert_array_equal(after["2.bias"], before["2.bias"])
+    for k in ("0.weight", "0.bias", "1.weight", "1.running_mean", "1.running_var", "2.weight"):
         np.testing.assert_array_equal(after[k], (before[k] + 1).astype(before[k].dtype))
     assert after["1.num_batches_tracked"] == 1 and after["1.num_batches_tracked"].dtype == np.int64
+
+
+def test_load_state_dict_non_strict_still_refuses_a_wrong_shape_and_loads_nothing():
+    # PyTorch raises "size mismatch" even with strict=False; half-loading a checkpoint made
+    # for another architecture would leave a model that runs and gives wrong numbers.
+    model, before, state = _model_and_shifted_state()
+    del state["2.bias"]
+    state["0.weight"] = np.zeros((4, 5))
+    with pytest.raises(KeyError) as info:
+        model.load_state_dict(state, strict=False)
+    message = str(info.value)
+    assert "0.weight: checkpoint (4, 5) vs model (4, 3)" in message
+    assert "nothing was loaded" in message and "missing keys" not in message
+    assert_same_state(snapshot(model), before)
 
 
 def test_load_state_dict_keeps_parameter_identity_so_an_existing_optimizer_still_works():
@@ -349,6 +361,70 @@ def test_sequential_indexing_len_iter_slicing_append():
         nn.Sequential(nn.ReLU(), lambda x: x)
 
 
+def test_sequential_slice_keeps_pytorchs_names_and_append_never_overwrites():
+    a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
+    seq = nn.Sequential(a, b, c)
+    tail = seq[1:]
+    # PyTorch: list(torch.nn.Sequential(l0, r, l2)[1:].state_dict()) == ['2.weight', '2.bias']
+    assert list(tail.state_dict()) == ["2.weight", "2.bias"]
+    np.testing.assert_array_equal(tail.state_dict()["2.weight"].data, c.weight.data)
+    assert "(1): ReLU()" in repr(tail) and "(2): Linear" in repr(tail)
+    d = nn.Sigmoid()
+    tail.append(d)                  # PyTorch would name it str(len) == '2' and drop c
+    assert list(tail) == [b, c, d] and tail[2] is d
+    assert list(tail.state_dict()) == ["2.weight", "2.bias"]
+
+
+def test_sequential_from_ordered_dict_uses_the_names():
+    from collections import OrderedDict
+    model = nn.Sequential(OrderedDict([("fc", nn.Linear(2, 3, bias=False)), ("act", nn.ReLU())]))
+    assert list(model.state_dict()) == ["fc.weight"]
+    assert model[0] is model.fc and len(model) == 2
+    first = repr(model).splitlines()[1]
+    assert first == "  (fc): Linear(in_features=2, out_features=3, bias=False)"
+    with pytest.raises(ValueError, match="not a new name"):
+        nn.Sequential(OrderedDict([("a.b", nn.ReLU())]))
+
+
+def test_norm_layers_bias_false_keep_a_weight_only():
+    # PyTorch 2.13: list(torch.nn.BatchNorm1d(3, bias=False).state_dict()) ==
+    # ['weight', 'running_mean', 'running_var', 'num_batches_tracked'], and ['weight'] for
+    # LayerNorm(3, bias=False) and GroupNorm(1, 3, bias=False)
+    assert list(nn.BatchNorm1d(3, bias=False).state_dict()) == [
+        "weight", "running_mean", "running_var", "num_batches_tracked"]
+    assert list(nn.LayerNorm(3, bias=False).state_dict()) == ["weight"]
+    assert list(nn.GroupNorm(1, 3, bias=False).state_dict()) == ["weight"]
+    bn = nn.BatchNorm1d(3, bias=False)
+    bn.weight.data[:] = 2.0
+    x = Tensor(np.array([[1.0, 2.0, 3.0], [3.0, 6.0, 9.0]]), requires_grad=True)
+    y = bn(x)                               # xhat = -1, +1 per channel; y = 2 * xhat, no shift
+    np.testing.assert_allclose(y.data, [[-2.0] * 3, [2.0] * 3], rtol=1e-4)
+    y.sum().backward()
+    assert bn.weight.grad is not None and x.grad is not None
+    for layer in (nn.LayerNorm(3, bias=False), nn.GroupNorm(1, 3, bias=False)):
+        layer.weight.data[:] = 2.0
+        z = layer(Tensor(np.array([[1.0, 2.0, 3.0]])))    # xhat = (-1.22, 0, 1.22)
+        np.testing.assert_allclose(z.data, 2 * np.array([[-1.0, 0.0, 1.0]]) * np.sqrt(1.5),
+                                   rtol=1e-4)
+
+
+def test_flatten_start_and_end_dim_match_torch():
+    x = Tensor(np.arange(120.0).reshape(2, 3, 4, 5), requires_grad=True)
+    # torch: x.flatten(1, 2) -> (2, 12, 5); x.flatten(0, -2) -> (24, 5); x.flatten(2) -> (2, 3, 20)
+    assert x.flatten(1, 2).shape == (2, 12, 5)
+    assert x.flatten(0, -2).shape == (24, 5)
+    assert x.flatten(2).shape == (2, 3, 20)
+    assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    assert Tensor(np.float32(3.0)).flatten().shape == (1,)
+    np.testing.assert_array_equal(x.flatten(1, 2).data.ravel(), np.arange(120.0))
+    x.flatten(1, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3, 4, 5)))
+    with pytest.raises(IndexError, match=r"dimension 4 is out of range.*\(2, 3, 4, 5\)"):
+        x.flatten(4)
+    with pytest.raises(ValueError, match="start_dim"):
+        x.flatten(2, 1)
+
+
 def test_repr_looks_like_pytorch():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(),
                           nn.Sequential(nn.Linear(3, 2, bias=False), nn.Tanh()), nn.Sigmoid())
@@ -362,16 +438,26 @@ def test_repr_looks_like_pytorch():
         "  )\n"
         "  (3): Sigmoid()\n"
         ")")
-    # PyTorch's prefixes (later torch versions append more options, e.g. bias=True for norms)
-    assert repr(nn.BatchNorm2d(4)).startswith(
-        "BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True")
-    assert "track_running_stats=True" in repr(nn.BatchNorm2d(4))
-    assert repr(nn.BatchNorm1d(3, momentum=None)).startswith(
-        "BatchNorm1d(3, eps=1e-05, momentum=None")
-    assert repr(nn.Conv2d(1, 4, 3, padding=1)).startswith(
-        "Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)")
-    assert repr(nn.LayerNorm(4)).startswith("LayerNorm((4,), eps=1e-05")
-    assert repr(nn.GroupNorm(2, 4)).startswith("GroupNorm(2, 4, eps=1e-05")
+    # Each string below is repr() of the same torch.nn module (PyTorch 2.13).
+    assert repr(nn.BatchNorm2d(4)) == (
+        "BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, "
+        "track_running_stats=True)")
+    assert repr(nn.BatchNorm1d(3, momentum=None, affine=False)) == (
+        "BatchNorm1d(3, eps=1e-05, momentum=None, affine=False, bias=False, "
+        "track_running_stats=True)")
+    assert repr(nn.Conv2d(1, 32, 3, padding=1, bias=False)) == (
+        "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)")
+    assert repr(nn.Conv2d(1, 32, 3)) == "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))"
+    assert repr(nn.Conv2d(3, 8, (3, 5), stride=2)) == (
+        "Conv2d(3, 8, kernel_size=(3, 5), stride=(2, 2))")
+    assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
+    assert repr(nn.Flatten(0, 2)) == "Flatten(start_dim=0, end_dim=2)"
+    assert repr(nn.LayerNorm(4)) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)"
+    assert repr(nn.LayerNorm(4, elementwise_affine=False)) == (
+        "LayerNorm((4,), eps=1e-05, elementwise_affine=False, bias=False)")
+    assert repr(nn.GroupNorm(2, 4)) == "GroupNorm(2, 4, eps=1e-05, affine=True, bias=True)"
+    assert repr(nn.GroupNorm(2, 4, affine=False)) == (
+        "GroupNorm(2, 4, eps=1e-05, affine=False, bias=False)")
     # a custom module lists its sub-modules by attribute name, list entries with their index
     assert "  (features): Sequential(\n    (0): Conv2d(1, 2" in repr(Net())
     assert "  (layers.1): Linear(in_features=4, out_features=4, bias=True)" in repr(Net())
