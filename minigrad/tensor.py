@@ -71,9 +71,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        # The hot path of every op, run millions of times in a training loop: kept to plain
-        # loops and inline code (each helper call or generator costs ~0.1 us; see the
-        # per-op overhead row of benchmarks/RESULTS.md).
+        # The hot path of every op, run millions of times in a training loop: kept to one
+        # plain loop and inline code (a helper call or a generator costs ~0.1 us; see
+        # "Where the per-op time goes" in benchmarks/README.md).
         parents = []
         arrays = []
         needs_grad = []
@@ -433,41 +433,31 @@ class Tensor:
         return Tensor._make(array, False, None)
 
     def __add__(self, other):
-        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
-            other = self._wrap(other)
-        return _ops.Add.apply(self, other)
+        return _ops.Add.apply(self, self._wrap(other))
 
     def __radd__(self, other):
         return _ops.Add.apply(self._wrap(other), self)
 
     def __sub__(self, other):
-        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
-            other = self._wrap(other)
-        return _ops.Sub.apply(self, other)
+        return _ops.Sub.apply(self, self._wrap(other))
 
     def __rsub__(self, other):
         return _ops.Sub.apply(self._wrap(other), self)
 
     def __mul__(self, other):
-        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
-            other = self._wrap(other)
-        return _ops.Mul.apply(self, other)
+        return _ops.Mul.apply(self, self._wrap(other))
 
     def __rmul__(self, other):
         return _ops.Mul.apply(self._wrap(other), self)
 
     def __truediv__(self, other):
-        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
-            other = self._wrap(other)
-        return _ops.Div.apply(self, other)
+        return _ops.Div.apply(self, self._wrap(other))
 
     def __rtruediv__(self, other):
         return _ops.Div.apply(self._wrap(other), self)
 
     def __matmul__(self, other):
-        if not isinstance(other, Tensor):   # inline check: this is every op's hot path
-            other = self._wrap(other)
-        return _ops.MatMul.apply(self, other)
+        return _ops.MatMul.apply(self, self._wrap(other))
 
     def __rmatmul__(self, other):
         return _ops.MatMul.apply(self._wrap(other), self)
