@@ -81,6 +81,21 @@ def test_parameters_are_found_in_lists_tuples_dicts_with_pytorch_names():
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in net.parameters())
 
 
+def test_nested_containers_and_private_attributes():
+    class Holder(nn.Module):
+        def __init__(self):
+            self.stages = {"enc": [nn.Linear(2, 2), (nn.Parameter(np.ones(3)),)]}
+            self._cache = nn.Linear(2, 2)          # private: not part of the model
+            self.size, self.names = 3, ["a", "b"]   # plain values are skipped
+
+    h = Holder()
+    # a module's own tensors come before its sub-modules', as in PyTorch
+    assert [n for n, _ in h.named_parameters()] == [
+        "stages.enc.1.0", "stages.enc.0.weight", "stages.enc.0.bias"]
+    assert [n for n, _ in h.named_modules()] == ["", "stages.enc.0"]
+    assert h.children() == [h.stages["enc"][0]]
+
+
 def test_buffers_are_the_running_statistics_and_not_parameters():
     net = Net()
     assert [n for n, _ in net.named_buffers()] == NET_BUFFERS
