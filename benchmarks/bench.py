@@ -107,6 +107,7 @@ CASES = {c.key: c for c in TRAIN_CASES}
 BN_SHAPES, BN_TARGET = [(128, 64, 8, 8), (64, 64, 28, 28)], 2.0
 OVERHEAD_TARGET_US = 4.0          # minigrad's tiny add + backward minus the array library's a + b
 MEMORY_CASES, MEMORY_TARGET = ("c", "d"), 1.5
+PARTS = [c.key for c in TRAIN_CASES] + ["bn", "overhead", "memory"]     # what --only can pick
 
 
 def make_batch(kind, batch, seed=SEED):
@@ -624,6 +625,7 @@ def run(args):
 
 
 def measure_all(args, device, threads, worker, why_no_torch):
+    only = set(args.only or PARTS)
     timing = dict(rounds=args.rounds or (3 if args.quick else 15),
                   block_s=0.02 if args.quick else 0.25, settle_s=0.0 if args.quick else 0.1)
     info = machine_info(device, threads, worker.version if worker else None)
@@ -644,17 +646,20 @@ def measure_all(args, device, threads, worker, why_no_torch):
     return {"device": device, "rounds": timing["rounds"], "quick": args.quick, "info": info,
             "no_torch": why_no_torch,
             "matmul": {"n": n, "array_gflops": rates["array"], "torch_gflops": rates.get("torch")},
-            **measure_speed(device, worker, args.batch_scale, timing),
-            "overhead": measure_overhead(device, worker, timing),
-            "memory": measure_memory(device, worker, args.batch_scale, threads, args.quick)}
+            **measure_speed(device, worker, args.batch_scale, timing, only),
+            "overhead": measure_overhead(device, worker, timing) if "overhead" in only else None,
+            "memory": (measure_memory(device, worker, args.batch_scale, threads, args.quick)
+                       if "memory" in only else [])}
 
 
-def measure_speed(device, worker, batch_scale, timing):
-    """The training steps (a)-(d) and BatchNorm2d alone, each library against the other."""
+def measure_speed(device, worker, batch_scale, timing, only=None):
+    """The training steps (a)-(d) and BatchNorm2d alone, each library against the other
+    (only the parts named in `only`: case keys and "bn"; all by default)."""
+    only = set(PARTS) if only is None else only
     print(f"\n{'training step':66s} {'minigrad':>10s} {'PyTorch':>10s} {'ratio (min-max)':>18s}"
           f" {'target':>7s}  GFLOP/s mg/torch")
     train, bn = [], []
-    for case in TRAIN_CASES:
+    for case in (c for c in TRAIN_CASES if c.key in only):
         batch = case.gpu_batch if batch_scale else case.batch
         step, model = minigrad_train_step(case, batch, device)
         x_np, _ = make_batch(case.data, batch)
@@ -668,7 +673,7 @@ def measure_speed(device, worker, batch_scale, timing):
         train.append({"key": case.key, "title": case.title, "batch": batch,
                       "target": case.target, "gflop": flops / 1e9, **summarize(times)})
         print(_console_row(f"({case.key}) {case.title}, batch {batch}", train[-1], flops))
-    for shape in BN_SHAPES:
+    for shape in (BN_SHAPES if "bn" in only else []):
         runners = {"minigrad": (minigrad_bn2d(shape, device), minigrad_sync(device))}
         if worker is not None:
             runners["torch"] = worker.runner("bn", shape)
@@ -859,12 +864,17 @@ def main(argv=None):
                         help="GPU batches: (c) at 512 and (d) at 256")
     parser.add_argument("--write", action="store_true",
                         help="write this run's section of benchmarks/RESULTS.md")
+    parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART",
+                        help=f"measure only these parts ({', '.join(PARTS)}), e.g. to re-measure "
+                             "one in a fresh process; not with --write")
     # a memory run in a fresh process (used internally)
     parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "CASE"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.only and args.write:
+        parser.error("--only measures part of the table; run without it to --write RESULTS.md")
     if args.memory_child:
         memory_child(*args.memory_child, args.batch, args.steps)
         return
