@@ -53,6 +53,15 @@ def test_bn_and_tiny_op_runners_run(bench, monkeypatch):
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
 
 
+def test_only_measures_the_parts_named(bench, monkeypatch):
+    monkeypatch.setattr(bench, "BN_SHAPES", [(4, 3, 5, 5)])     # small, to stay fast
+    timing = dict(rounds=1, block_s=0.001)
+    res = bench.measure_speed("cpu", None, False, timing, only={"bn"})
+    assert res["train"] == [] and [r["shape"] for r in res["bn"]] == [(4, 3, 5, 5)]
+    with pytest.raises(SystemExit):                  # a partial run must not write RESULTS.md
+        bench.main(["--only", "a", "--write"])
+
+
 def test_results_file_keeps_the_other_devices_section(bench):
     cpu = "<!-- results:cpu -->\ncpu body one\n<!-- /results:cpu -->\n"
     gpu = "<!-- results:cuda -->\ngpu body\n<!-- /results:cuda -->\n"

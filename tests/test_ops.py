@@ -495,9 +495,12 @@ def test_fused_batch_norm_matches_composite(shape, training, affine, device):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_fused_batch_norm_on_channels_last_memory(training, device):
+@pytest.mark.parametrize("tiled", [True, False], ids=["tiled", "broadcast"])
+def test_fused_batch_norm_on_channels_last_memory(training, device, tiled, monkeypatch):
     # A convolution's output is an (N, C, H, W) view of (N, H, W, C) memory; BatchNorm then works
-    # on an (N, H*W, C) view with tiled per-channel planes. Same numbers as on NCHW memory.
+    # on an (N, H*W, C) view, with per-channel planes tiled (large planes) or the per-channel
+    # vector broadcast (small ones; see F._tile). Same numbers as on NCHW memory, either way.
+    monkeypatch.setattr(F, "_TILE_MIN", 0 if tiled else 1 << 30)
     rng = np.random.default_rng(5)
     x_nhwc = 0.5 + rng.standard_normal((4, 3, 5, 6))                   # (N, H, W, C)
     w_np, b_np = 1.0 + 0.5 * rng.standard_normal(6), rng.standard_normal(6)
