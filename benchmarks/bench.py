@@ -448,6 +448,18 @@ def time_interleaved(runners, rounds, block_s, settle_s=0.0):
     return times
 
 
+def time_against_torch(runners, worker, torch_side, **timing):
+    """time_interleaved over `runners` and, when PyTorch runs (worker is not None), PyTorch's
+    side as "torch": torch_side = (kind, *args) is built in the worker and freed afterwards."""
+    if worker is None:
+        return time_interleaved(runners, **timing)
+    remote = worker.runner(*torch_side)
+    try:
+        return time_interleaved({**runners, "torch": remote}, **timing)
+    finally:
+        remote.free()
+
+
 def summarize(times, a="minigrad", b="torch"):
     """Medians (in ms) of both and the median / min / max of the per-round ratios a/b."""
     out = {"minigrad_ms": 1e3 * statistics.median(times[a])}
@@ -464,11 +476,7 @@ def matmul_rates(device, worker, **timing):
     n = 1024 if device == "cpu" else 4096
     a, b = (backend.to_device(m, device) for m in square_matrices(n))
     runners = {"array": (lambda: a @ b, minigrad_sync(device))}     # NumPy or CuPy
-    if worker is not None:
-        runners["torch"] = worker.runner("matmul", n)
-    times = time_interleaved(runners, **timing)
-    if worker is not None:
-        runners["torch"].free()
+    times = time_against_torch(runners, worker, ("matmul", n), **timing)
     return {name: 2 * n ** 3 / statistics.median(t) / 1e9 for name, t in times.items()}, n
 
 
@@ -664,22 +672,15 @@ def measure_speed(device, worker, batch_scale, timing, only=None):
         step, model = minigrad_train_step(case, batch, device)
         x_np, _ = make_batch(case.data, batch)
         flops = training_flops(model, mg.Tensor(x_np, device=device))
-        runners = {"minigrad": (step, minigrad_sync(device))}
-        if worker is not None:
-            runners["torch"] = worker.runner("train", case.key, batch, numpy_state(model))
-        times = time_interleaved(runners, **timing)
-        if worker is not None:
-            runners["torch"].free()
+        times = time_against_torch({"minigrad": (step, minigrad_sync(device))}, worker,
+                                   ("train", case.key, batch, numpy_state(model)), **timing)
         train.append({"key": case.key, "title": case.title, "batch": batch,
                       "target": case.target, "gflop": flops / 1e9, **summarize(times)})
         print(_console_row(f"({case.key}) {case.title}, batch {batch}", train[-1], flops))
     for shape in (BN_SHAPES if "bn" in only else []):
-        runners = {"minigrad": (minigrad_bn2d(shape, device), minigrad_sync(device))}
-        if worker is not None:
-            runners["torch"] = worker.runner("bn", shape)
-        times = time_interleaved(runners, **timing)
-        if worker is not None:
-            runners["torch"].free()
+        times = time_against_torch({"minigrad": (minigrad_bn2d(shape, device),
+                                                 minigrad_sync(device))},
+                                   worker, ("bn", shape), **timing)
         bn.append({"shape": shape, "target": BN_TARGET, **summarize(times)})
         print(_console_row(f"BatchNorm2d fwd+bwd {shape}", bn[-1], None))
     return {"train": train, "bn": bn}
@@ -689,9 +690,7 @@ def measure_overhead(device, worker, timing):
     """Microseconds per tiny add: minigrad's forward + backward, the array library's a + b."""
     sync = minigrad_sync(device)
     runners = {name: (fn, sync) for name, fn in tiny_add_loops(device).items()}
-    if worker is not None:
-        runners["torch"] = worker.runner("tiny")
-    times = time_interleaved(runners, **timing)
+    times = time_against_torch(runners, worker, ("tiny",), **timing)
     us = {name: 1e6 * statistics.median(t) / TINY_LOOP for name, t in times.items()}
     array_name = "NumPy" if device == "cpu" else "CuPy"
     print(f"\ntiny (2,2) add: minigrad fwd+bwd {us['minigrad']:.2f} us, {array_name} a + b "

@@ -208,16 +208,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 # ---- BatchNorm -------------------------------------------------------------------------------
+def _channels_last(x):
+    """(N, C, *spatial) -> (N, *spatial, C), a view."""
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
+
+
 def _channel_axis(x):
     """Where BatchNorm should put the channel axis so that viewing x in 3-D needs no copy.
 
     2 for channels-last memory, which convolution outputs and 2-D (N, C) input have: the view
     is (N, L, C). 1 otherwise: the view is (N, C, L), a copy only if x is not contiguous.
     """
-    if x.ndim == 2:
-        return 2
-    last = x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
-    return 2 if last.flags.c_contiguous else 1
+    return 2 if x.ndim == 2 or _channels_last(x).flags.c_contiguous else 1
 
 
 def _view3(x, cax):
@@ -225,7 +227,7 @@ def _view3(x, cax):
     N, C = x.shape[0], x.shape[1]
     if cax == 1:
         return x.reshape(N, C, -1)
-    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,)).reshape(N, -1, C)
+    return _channels_last(x).reshape(N, -1, C)
 
 
 @functools.lru_cache(maxsize=64)

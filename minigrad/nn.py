@@ -91,11 +91,7 @@ class Module:
         Attributes starting with '_' are private and not searched."""
         found = []
         for attr, value in vars(self).items():
-            if attr.startswith("_"):
-                continue
-            if isinstance(value, (Tensor, Module)):
-                found.append((prefix + attr, value))
-            elif isinstance(value, (list, tuple, dict)):
+            if not attr.startswith("_"):
                 _collect(prefix + attr, value, found)
         return found
 
@@ -239,12 +235,12 @@ class Module:
 
 
 def _collect(name, value, found):
-    """Append (dotted name, object) for each Tensor or Module inside a list, tuple or dict."""
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, v in items:
-        if isinstance(v, (Tensor, Module)):
-            found.append((f"{name}.{key}", v))
-        elif isinstance(v, (list, tuple, dict)):
+    """Append (name, value) if value is a Tensor or Module, and search lists, tuples and dicts
+    for them (their entries get dotted names: 'layers.0', 'blocks.a')."""
+    if isinstance(value, (Tensor, Module)):
+        found.append((name, value))
+    elif isinstance(value, (list, tuple, dict)):
+        for key, v in (value.items() if isinstance(value, dict) else enumerate(value)):
             _collect(f"{name}.{key}", v, found)
 
 

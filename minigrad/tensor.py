@@ -381,17 +381,16 @@ class Tensor:
                     continue
                 if pg.shape != p.data.shape:
                     pg = _unbroadcast(pg, p.data.shape, ctx.fn)
-                if p._ctx is not None:
+                if p._ctx is None:
+                    # A leaf: nothing flows on from it, so each contribution goes straight
+                    # into its .grad (where gradients accumulate anyway).
+                    _store_grad(p, pg, taken)
+                elif p in grads:
                     # An op output: its gradient is complete only once every op that used it
                     # has run, which the topological order guarantees.
-                    if p in grads:
-                        grads[p] = grads[p] + pg
-                    else:
-                        grads[p] = pg
-                elif p.grad is not None:
-                    p.grad = p.grad + pg    # a leaf: contributions go straight into its .grad
+                    grads[p] = grads[p] + pg
                 else:
-                    _store_grad(p, pg, taken)
+                    grads[p] = pg
 
     def _topological_order(self):
         """The op outputs from self back to the leaves, each after every tensor that uses it.
