@@ -49,6 +49,14 @@ import minigrad as mg      # noqa: E402
 import minigrad.functional as MF  # noqa: E402
 from minigrad import backend  # noqa: E402
 
+# Both processes (this one and PyTorch's, which re-imports this script) keep freed memory for
+# reuse, as `minigrad train` does (see "Where the time went" in benchmarks/README.md).
+backend.tune_malloc()
+# --reference times minigrad's reference ops (kernels off); set before argparse so that the
+# memory children, which inherit the environment, measure the same path.
+if os.environ.get("MINIGRAD_BENCH_REFERENCE") == "1":
+    mg.kernels.use_fast(False)
+
 LR, MOMENTUM, SEED = 0.05, 0.9, 0
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -863,6 +871,8 @@ def main(argv=None):
                         help="GPU batches: (c) at 512 and (d) at 256")
     parser.add_argument("--write", action="store_true",
                         help="write this run's section of benchmarks/RESULTS.md")
+    parser.add_argument("--reference", action="store_true",
+                        help="time minigrad's reference ops (fast kernels off); not with --write")
     parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART",
                         help=f"measure only these parts ({', '.join(PARTS)}), e.g. to re-measure "
                              "one in a fresh process; not with --write")
@@ -874,6 +884,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.only and args.write:
         parser.error("--only measures part of the table; run without it to --write RESULTS.md")
+    if args.reference and args.write:
+        parser.error("--reference measures the reference ops; RESULTS.md holds the default path")
+    if args.reference:
+        os.environ["MINIGRAD_BENCH_REFERENCE"] = "1"
+        mg.kernels.use_fast(False)
     if args.memory_child:
         memory_child(*args.memory_child, args.batch, args.steps)
         return

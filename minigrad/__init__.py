@@ -7,7 +7,8 @@ import numpy as np
 
 from .backend import cuda_available, cuda_unavailable_reason, manual_seed
 from .tensor import Tensor, no_grad, is_grad_enabled, tensor, zeros, ones, randn, rand
-from . import functional, testing
+from . import functional, kernels, testing
+from .kernels import cpu as _cpu_kernels  # noqa: F401  (registers the fast kernels)
 
 __version__ = "0.1.0"
 

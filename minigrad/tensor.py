@@ -4,14 +4,16 @@ A Tensor wraps a NumPy or CuPy array. Every differentiable operation is a `Funct
 (see ops.py) whose `apply` runs its forward on raw arrays and, when gradients are wanted, records
 a `Context` on the output. `Tensor.backward` walks those contexts in reverse topological order.
 """
+import contextlib
+
 import numpy as np
 
-from . import backend
+from . import backend, kernels
 
 _grad_enabled = True
 
 
-class no_grad:
+class no_grad(contextlib.ContextDecorator):
     """Context manager and decorator: operations inside record no graph.
 
         with no_grad():              @no_grad()
@@ -26,15 +28,6 @@ class no_grad:
         global _grad_enabled
         _grad_enabled = self._prev
 
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-        return wrapper
-
 
 def is_grad_enabled():
     return _grad_enabled
@@ -44,13 +37,9 @@ class Context:
     """What a Function's forward leaves for its backward.
 
     `xp` is the array library of the inputs, `saved` the arrays kept by `save_for_backward`,
-    `needs_input_grad` one bool per Tensor input (PyTorch's name) so a backward can skip work.
+    `needs_input_grad` one bool per forward input (PyTorch's name) so a backward can skip work.
     Ops may also store plain attributes on it (an axis, a shape).
     """
-
-    # Slots for what every op records (faster to set on the hot path); the __dict__ takes
-    # whatever else an op stores (an axis, a shape).
-    __slots__ = ("xp", "saved", "fn", "parents", "needs_input_grad", "__dict__")
 
     def __init__(self, xp):
         self.xp = xp
@@ -59,51 +48,71 @@ class Context:
     def save_for_backward(self, *arrays):
         self.saved = arrays
 
+    @property
+    def parents(self):
+        """The Tensor inputs: the graph's edges back from this op's output."""
+        return [a for a in self.inputs if isinstance(a, Tensor)]
+
 
 class Function:
     """Base class of every differentiable op: subclasses define two static methods,
 
-        forward(ctx, *arrays, **options) -> array
-        backward(ctx, dout) -> one gradient per Tensor argument (None where there is none)
+        forward(ctx, *inputs, **options) -> array      (Tensor inputs arrive as arrays)
+        backward(ctx, dout) -> one gradient per input (None where there is none)
 
-    `apply` unwraps Tensor arguments to arrays, runs forward, and records the graph edge.
+    Inputs are positional (Tensors, or None for an absent bias); options are keywords.
     """
 
     @classmethod
-    def apply(cls, *args, **kwargs):
-        # The hot path of every op, run millions of times in a training loop: kept to one
-        # plain loop and inline code (a helper call or a generator costs ~0.1 us; see
-        # "Where the per-op time goes" in benchmarks/README.md).
-        parents = []
-        arrays = []
-        needs_grad = []
-        kind = None
-        for a in args:
-            if isinstance(a, Tensor):
-                parents.append(a)
-                needs_grad.append(a.requires_grad)
-                a = a.data
-                if kind is None:
-                    kind = type(a)
-                elif type(a) is not kind:
-                    _raise_device_mismatch(cls, parents)
-            arrays.append(a)
-        ctx = Context(np if kind is np.ndarray or kind is None else backend.xp_of(parents[0].data))
-        out = cls.forward(ctx, *arrays, **kwargs) if kwargs else cls.forward(ctx, *arrays)
-        if _grad_enabled and True in needs_grad:
-            ctx.fn = cls
-            ctx.parents = parents
-            ctx.needs_input_grad = tuple(needs_grad)
-            return _make_tensor(out, True, ctx)
-        return _make_tensor(out, False, None)
+    def apply(cls, *inputs, **options):
+        """Run forward on the inputs' arrays; when a gradient is wanted, record the graph edge."""
+        arrays = [a.data if isinstance(a, Tensor) else a for a in inputs]
+        ctx = Context(_array_library(cls, inputs, arrays))
+        out = cls.forward(ctx, *arrays, **options)
+        needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in inputs]
+        if not (_grad_enabled and True in needs_grad):
+            return Tensor._make(out, False, None)
+        ctx.fn, ctx.inputs, ctx.needs_input_grad = cls, inputs, tuple(needs_grad)
+        return Tensor._make(out, True, ctx)
 
 
-def _raise_device_mismatch(fn, tensors):
-    a = tensors[0]
-    b = next(t for t in tensors if type(t.data) is not type(a.data))
-    raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but found "
-                       f"one on {a.device} {a.shape} and one on {b.device} {b.shape}; "
-                       "move one with .to(device) first")
+def _array_library(fn, inputs, arrays):
+    """The array library all Tensor inputs share; an error naming both devices otherwise."""
+    tensors = [(t, a) for t, a in zip(inputs, arrays) if isinstance(t, Tensor)]
+    if not tensors:
+        return np
+    kind = type(tensors[0][1])
+    for t, a in tensors:
+        if type(a) is not kind:
+            first = tensors[0][0]
+            raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but "
+                               f"found one on {first.device} {first.shape} and one on "
+                               f"{t.device} {t.shape}; move one with .to(device) first")
+    return np if kind is np.ndarray else backend.xp_of(tensors[0][1])
+
+
+def _input_gradients(ctx, dout, retain_graph):
+    """Run ctx's backward and check its contract: one gradient per input, each of its input's
+    shape (a broadcast input gets the sum over the axes it was copied along) and dtype."""
+    if ctx.saved is None:
+        raise RuntimeError(
+            f"backward() is running through the graph a second time, but {ctx.fn.__name__}'s "
+            "saved arrays were freed after the first backward(); call "
+            "backward(retain_graph=True) the first time to run it again")
+    grads = ctx.fn.backward(ctx, dout)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if len(grads) != len(ctx.inputs):
+        raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(grads)} gradients for "
+                           f"{len(ctx.inputs)} inputs; return None for an input without one")
+    if not retain_graph:
+        ctx.saved = None        # frees the saved arrays: what keeps training memory flat
+    for x, g in zip(ctx.inputs, grads):
+        if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+            yield x, None
+            continue
+        if g.shape != x.shape:
+            g = _unbroadcast(g, x.shape, ctx.fn)
+        yield x, g if g.dtype == x.dtype else g.astype(x.dtype)    # PyTorch's dtype rule
 
 
 def _unbroadcast(grad, shape, fn):
@@ -141,39 +150,25 @@ def _coerce_dtype(array, dtype):
         "np.asarray(data, dtype=np.float32)")
 
 
-def _store_grad(t, g, taken):
-    """Add the gradient g into t.grad, making sure no two .grad arrays share memory.
-
-    A backward may hand one array to several inputs (Add passes dout through), and the caller's
-    own gradient array must stay the caller's: a gradient that is one of the `taken` arrays,
-    a view of one, or a read-only broadcast view is copied before it is stored.
-    """
+def _accumulate(t, g, stored):
+    """Add g into t.grad under the aliasing rule: a .grad never shares memory with another
+    .grad or with the caller's gradient, so an array already stored (`stored`, by id), a view,
+    or a read-only broadcast is copied before it becomes a .grad."""
     if t.grad is not None:
         t.grad = t.grad + g
         return
-    base = g.base
-    if (id(g) in taken or (base is not None and id(base) in taken)
-            or not getattr(g.flags, "writeable", True)):   # CuPy arrays have no such flag
+    if id(g) in stored or g.base is not None or not getattr(g.flags, "writeable", True):
         g = g.copy()
-    taken.add(id(g))
-    if base is not None:
-        taken.add(id(base))
+    stored.add(id(g))
     t.grad = g
 
 
-_new = object.__new__       # bound once: looking it up on every op output costs ~0.05 us
-
-
 def _make_tensor(data, requires_grad, ctx):
-    """Fast internal constructor for op outputs (no dtype or device checks, no copy)."""
-    if type(data) is not np.ndarray and not backend.is_array(data):
+    """Internal constructor for op outputs: wraps the array as it is (no dtype rule, no copy)."""
+    if not backend.is_array(data):
         data = np.asarray(data)         # NumPy reductions return scalars, not arrays
-    t = _new(Tensor)
-    t.data = data
-    t.grad = None
-    t.requires_grad = requires_grad
-    t._ctx = ctx
-    t._retains_grad = False
+    t = object.__new__(Tensor)
+    t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, requires_grad, ctx, False
     return t
 
 
@@ -244,7 +239,7 @@ class Tensor:
     @property
     def parents(self):
         """The tensors this one was computed from (empty for a leaf): the graph's edges."""
-        return [] if self._ctx is None else list(self._ctx.parents)
+        return [] if self._ctx is None else self._ctx.parents
 
     @property
     def grad_fn(self):
@@ -319,10 +314,10 @@ class Tensor:
         self.grad = None
 
     # ---- reverse mode ------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires grad.
 
-        grad: d(loss)/d(self); may be omitted only when self holds a single element (then 1).
+        gradient: d(loss)/d(self); may be omitted only when self holds one element (then 1).
         retain_graph: keep the saved arrays so backward can run through this graph again
         (as in PyTorch, they are freed by default: that is what keeps training memory flat).
         """
@@ -330,74 +325,42 @@ class Tensor:
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad: none of the tensors "
                 "it was computed from had requires_grad=True (or it was made under no_grad())")
-        data = self.data
-        if grad is None:
-            if data.size != 1:
+        grads = {self: self._seed_gradient(gradient)}      # tensor -> d(self)/d(tensor)
+        stored = {id(grads[self])}         # the caller's array must not become a .grad
+        for t in self._topological_order():
+            g = grads.pop(t, None)
+            if g is None:                  # no path with a gradient reached t
+                continue
+            if t._ctx is None or t._retains_grad:
+                _accumulate(t, g, stored)
+            if t._ctx is None:
+                continue
+            for x, dx in _input_gradients(t._ctx, g, retain_graph):
+                if dx is not None:         # complete once every op that used x has run
+                    grads[x] = grads[x] + dx if x in grads else dx
+
+    def _seed_gradient(self, gradient):
+        """The gradient backward starts from: 1 for one element, else the caller's, checked."""
+        xp = backend.xp_of(self.data)
+        if gradient is None:
+            if self.data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a single-element output, got shape "
                     f"{self.shape}; reduce it first (e.g. loss = out.sum()) or pass "
-                    f"grad=<array of shape {self.shape}>")
-            grad = backend.xp_of(data).ones_like(data)
-        else:
-            if isinstance(grad, Tensor):
-                grad = grad.data
-            if type(grad) is not type(data) or grad.dtype != data.dtype:
-                grad = backend.xp_of(data).asarray(grad, dtype=data.dtype)
-            if grad.shape != data.shape:
-                raise ValueError(f"backward(grad) needs a gradient of shape {self.shape}, "
-                                 f"got {grad.shape}")
-
-        # Arrays (by id) that a .grad must not share: the caller's own gradient array, and every
-        # array already stored in some .grad (see _store_grad).
-        taken = {id(grad)} if grad.base is None else {id(grad), id(grad.base)}
-        if self._ctx is None:               # backward() on a leaf: its gradient is grad itself
-            _store_grad(self, grad, taken)
-            return
-        # Tensors hash by identity, so they key the gradient table of the op outputs directly.
-        grads = {self: grad}
-        for t in self._topological_order():
-            g = grads.pop(t, None)
-            if g is None:                   # no path with a gradient reached t
-                continue
-            if t._retains_grad:
-                _store_grad(t, g, taken)
-            ctx = t._ctx
-            if ctx.saved is None:
-                raise RuntimeError(
-                    f"backward() is running through the graph a second time, but "
-                    f"{ctx.fn.__name__}'s saved arrays were freed after the first backward(); "
-                    "call backward(retain_graph=True) the first time to run it again")
-            in_grads = ctx.fn.backward(ctx, g)
-            parents = ctx.parents
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if len(in_grads) != len(parents):
-                raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(in_grads)} "
-                                   f"gradients for {len(parents)} tensor inputs")
-            if not retain_graph:
-                ctx.saved = None
-            for p, pg in zip(parents, in_grads):
-                if pg is None or not p.requires_grad:
-                    continue
-                if pg.shape != p.data.shape:
-                    pg = _unbroadcast(pg, p.data.shape, ctx.fn)
-                if p._ctx is None:
-                    # A leaf: nothing flows on from it, so each contribution goes straight
-                    # into its .grad (where gradients accumulate anyway).
-                    _store_grad(p, pg, taken)
-                elif p in grads:
-                    # An op output: its gradient is complete only once every op that used it
-                    # has run, which the topological order guarantees.
-                    grads[p] = grads[p] + pg
-                else:
-                    grads[p] = pg
+                    f"gradient=<array of shape {self.shape}>")
+            return xp.ones_like(self.data)
+        gradient = xp.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
+                              dtype=self.dtype)
+        if gradient.shape != self.shape:
+            raise ValueError(f"backward(gradient) needs a gradient of shape {self.shape}, "
+                             f"got {gradient.shape}")
+        return gradient
 
     def _topological_order(self):
-        """The op outputs from self back to the leaves, each after every tensor that uses it.
+        """self and every tensor it depends on that requires grad, each before its inputs.
 
         Iterative depth-first search (a chain of 10,000 ops would overflow Python's recursion
-        limit): a node is emitted once all its inputs were, then the list is reversed. Leaves
-        are left out: no gradient flows on from them, so their place in the order is irrelevant.
+        limit): a node is emitted once all its inputs were, then the list is reversed.
         """
         order, visited = [], set()
         stack = [(self, False)]
@@ -408,9 +371,9 @@ class Tensor:
             elif t not in visited:
                 visited.add(t)
                 stack.append((t, True))
-                for p in t._ctx.parents:
-                    if p._ctx is not None and p.requires_grad and p not in visited:
-                        stack.append((p, False))
+                if t._ctx is not None:
+                    stack += [(p, False) for p in t._ctx.parents
+                              if p.requires_grad and p not in visited]
         order.reverse()
         return order
 
@@ -508,7 +471,7 @@ class Tensor:
     def __getitem__(self, index):
         return _ops.GetItem.apply(self, index=index)
 
-    # ---- methods that forward to functional.py -------------------------------------------
+    # ---- methods: each records one op of ops.py ---------------------------------------
     def sum(self, axis=None, keepdims=False):
         return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
@@ -523,7 +486,7 @@ class Tensor:
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _ops.Reshape.apply(self, shape=tuple(shape))
+        return kernels.pick(_ops.Reshape).apply(self, shape=tuple(shape))
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge axes start_dim..end_dim (both included) into one, as torch.flatten."""
@@ -568,7 +531,7 @@ class Tensor:
         return _ops.Sigmoid.apply(self)
 
     def relu(self):
-        return _ops.ReLU.apply(self)
+        return kernels.pick(_ops.ReLU).apply(self)
 
     def clip(self, min=None, max=None):
         return _ops.Clip.apply(self, min=min, max=max)

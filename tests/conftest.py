@@ -1,7 +1,10 @@
 """Shared fixtures: `device` runs a test once per device (CPU always, CUDA when usable).
 
 Devices are a fixture parameter, never a copied test file: a test that takes `device` is
-collected as test[cpu] and test[cuda], and the CUDA copy skips with the reason minigrad found.
+collected as test[cpu], test[strict] and test[cuda]. "strict" is a CuPy stand-in on the CPU
+(tests/strict_device.py) whose arrays refuse implicit conversion to NumPy, so a NumPy call on
+device data fails here instead of on a learner's GPU; the CUDA copy skips with the reason
+minigrad found when there is no usable GPU.
 """
 import os
 
@@ -16,8 +19,12 @@ import pytest  # noqa: E402
 
 from minigrad import backend  # noqa: E402
 
+import strict_device  # noqa: E402
 
-@pytest.fixture(params=["cpu", "cuda"])
+strict_device.register()
+
+
+@pytest.fixture(params=["cpu", "strict", "cuda"])
 def device(request):
     if request.param == "cuda" and not backend.cuda_available():
         pytest.skip(f"CUDA unavailable: {backend.cuda_unavailable_reason()}")

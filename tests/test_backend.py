@@ -50,11 +50,10 @@ def test_cuda_request_raises_one_error_naming_cause_and_extras(make):
 
 @pytest.fixture
 def fresh_probe(monkeypatch):
-    """Forget the probe's verdict (monkeypatch restores it after the test)."""
-    monkeypatch.setattr(backend, "_probed", False)
-    monkeypatch.setattr(backend, "_cupy", None)
+    """Forget the probe's verdict and the registered CUDA device (restored after the test)."""
+    monkeypatch.setattr(backend, "_DEVICES", {"cpu": backend._DEVICES["cpu"]})
+    monkeypatch.setattr(backend, "_BY_TYPE", {np.ndarray: backend._DEVICES["cpu"]})
     monkeypatch.setattr(backend, "_cuda_reason", None)
-    monkeypatch.setattr(backend, "_ARRAY_TYPES", (np.ndarray,))
     return monkeypatch
 
 
@@ -64,6 +63,8 @@ def _fake_cupy(get_device_count):
     cupy.__version__ = "99.0"
     cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
         getDeviceCount=get_device_count))
+    cupy.ndarray = type("ndarray", (), {})
+    cupy.asnumpy = cupy.asarray = None
     return cupy
 
 
@@ -72,6 +73,7 @@ def test_probe_importable_cupy_with_failing_driver_is_unusable(fresh_probe):
         raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
 
     fresh_probe.setitem(sys.modules, "cupy", _fake_cupy(no_driver))
+    backend._probe_cuda()
     assert backend.cuda_available() is False
     reason = backend.cuda_unavailable_reason()
     assert "99.0" in reason and "driver failed" in reason and "Insufficient" in reason
@@ -82,17 +84,22 @@ def test_probe_importable_cupy_with_failing_driver_is_unusable(fresh_probe):
 
 def test_probe_importable_cupy_without_devices_is_unusable(fresh_probe):
     fresh_probe.setitem(sys.modules, "cupy", _fake_cupy(lambda: 0))
+    backend._probe_cuda()
     assert backend.cuda_available() is False
     assert "no CUDA device" in backend.cuda_unavailable_reason()
 
 
-def test_probe_runs_once(fresh_probe):
+def test_probe_with_a_device_registers_cuda_and_later_checks_do_not_probe(fresh_probe):
     calls = []
-    fresh_probe.setitem(sys.modules, "cupy", _fake_cupy(lambda: calls.append(1) or 0))
-    backend.cuda_available()
-    backend.cuda_available()
-    backend.cuda_unavailable_reason()
-    assert calls == [1]
+    cupy = _fake_cupy(lambda: calls.append(1) or 1)
+    fresh_probe.setitem(sys.modules, "cupy", cupy)
+    backend._probe_cuda()
+    for _ in range(3):
+        assert backend.cuda_available() is True
+        assert backend.cuda_unavailable_reason() is None
+    assert calls == [1]                                   # the driver was asked once
+    assert backend.check_device("cuda:0") == "cuda" and backend.xp_for("gpu") is cupy
+    assert backend.device_of(cupy.ndarray()) == "cuda" and backend.xp_of(cupy.ndarray()) is cupy
 
 
 # ---- device strings --------------------------------------------------------------------------
@@ -158,29 +165,21 @@ def test_manual_seed_makes_random_tensors_reproducible():
 
 
 # ---- tensors on different devices -----------------------------------------------------------
-class _OtherDeviceArray(np.ndarray):
-    """An ndarray subclass standing in for another device's array type (see the test below)."""
-
-
-def test_same_device_check_names_both_devices(monkeypatch):
-    """Function.apply refuses inputs whose arrays are of different types (numpy vs cupy).
-
-    Without a GPU we stand in a NumPy subclass for the foreign array type and teach
-    backend.device_of to call it 'cuda'; the check in apply, and its message, are the real code.
-    """
-    real_device_of = backend.device_of
-    monkeypatch.setattr(backend, "device_of", lambda arr: "cuda" if isinstance(
-        arr, _OtherDeviceArray) else real_device_of(arr))
+def test_same_device_check_names_both_devices():
+    """Function.apply refuses inputs on different devices; the strict device of the tests
+    (a CuPy stand-in, tests/strict_device.py) plays the second device."""
     host = Tensor(np.ones((2, 3)), requires_grad=True)
-    foreign = Tensor._make(np.ones((2, 3), dtype=np.float32).view(_OtherDeviceArray), False, None)
-    assert foreign.device == "cuda"
-    for combine in (lambda: host + foreign, lambda: foreign * host, lambda: host @ foreign.T):
+    other = Tensor(np.ones((2, 3)), device="strict")
+    for combine in (lambda: host + other, lambda: other * host, lambda: host @ other.T):
         with pytest.raises(RuntimeError, match="same device") as info:
             combine()
         message = str(info.value)
-        assert "cpu" in message and "cuda" in message and ".to(device)" in message
-    with pytest.raises(RuntimeError, match="^Add: .*on cpu \\(2, 3\\) and one on cuda \\(2, 3\\)"):
-        host + foreign
+        assert "cpu" in message and "strict" in message and ".to(device)" in message
+    with pytest.raises(RuntimeError, match="^Add: .*on cpu \\(2, 3\\) and one on strict \\(2, 3\\)"):
+        host + other
+    with pytest.raises(RuntimeError, match="cpu.*strict|strict.*cpu"):
+        other * np.ones(3)       # a host array cannot silently join a device tensor
+    np.testing.assert_array_equal((other.to("cpu") + host).numpy(), np.full((2, 3), 2.0))
 
 
 @needs_cuda
@@ -193,24 +192,20 @@ def test_mixing_real_devices_raises():
     np.testing.assert_array_equal((gpu.to("cpu") + cpu).numpy(), [2.0, 4.0])
 
 
-def _malloc_tuned_in_child(env_value):
-    import os
+def _in_child(code):
     import subprocess
-    env = dict(os.environ)
-    env.pop("MINIGRAD_MALLOC_TUNING", None)
-    if env_value is not None:
-        env["MINIGRAD_MALLOC_TUNING"] = env_value
-    out = subprocess.run([sys.executable, "-c", "from minigrad import backend; "
-                          "print(backend.MALLOC_TUNED)"],
-                         env=env, capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
-def test_malloc_tuning_is_on_by_default_on_glibc_and_can_be_turned_off():
+def test_importing_minigrad_leaves_malloc_alone_and_tune_malloc_is_explicit():
     import platform
     if platform.libc_ver()[0] != "glibc":
-        pytest.skip("not a glibc system: minigrad leaves malloc alone there")
-    assert _malloc_tuned_in_child(None) == "True"
-    assert _malloc_tuned_in_child("0") == "False"
-    assert backend.versions()["malloc_tuned"] is backend.MALLOC_TUNED
+        pytest.skip("not a glibc system: tune_malloc does nothing there")
+    assert _in_child("import minigrad; from minigrad import backend; "
+                     "print(backend.MALLOC_TUNED, backend.versions()['malloc_tuned'])") == [
+        "False", "False"]
+    assert _in_child("from minigrad import backend; print(backend.tune_malloc(), "
+                     "backend.MALLOC_TUNED, backend.versions()['malloc_tuned'])") == [
+        "True", "True", "True"]

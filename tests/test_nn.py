@@ -897,3 +897,46 @@ def test_recorder_does_not_change_training():
     assert losses_plain[-1] < losses_plain[0]
     rec.remove()
     assert all(not getattr(m, "_forward_hooks", None) for m in watched.modules())
+
+
+# ---- a whole training step on every device --------------------------------------------------
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_training_step_on_every_device(arch, device):
+    """Three SGD steps (momentum, weight decay) of a BatchNorm network give the CPU's numbers on
+    every device; on "strict" any NumPy call on device data in the layers, the engine, the loss
+    or the optimiser raises instead."""
+    from minigrad import optim
+
+    def run(dev):
+        minigrad.manual_seed(0)
+        if arch == "mlp":
+            model = nn.Sequential(nn.Linear(12, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(),
+                                  nn.Linear(16, 4))
+            x = np.random.default_rng(1).standard_normal((8, 12))
+        else:
+            model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                                  nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
+                                  nn.Flatten(), nn.Linear(4 * 3 * 3, 4))
+            x = np.random.default_rng(1).standard_normal((8, 2, 6, 6))
+        model.to(dev)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+        xs = Tensor(x, device=dev)
+        ys = Tensor(np.array([0, 1, 2, 3, 3, 2, 1, 0]), device=dev)
+        losses = []
+        for _ in range(3):
+            loss = F.cross_entropy(model(xs), ys)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        return losses, host(model(xs).data), {k: host(v.data) for k, v in
+                                                model.state_dict().items()}
+
+    losses, out, state = run(device)
+    ref_losses, ref_out, ref_state = run("cpu")
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    assert losses[-1] < losses[0]
+    np.testing.assert_allclose(out, ref_out, rtol=1e-4, atol=1e-5)
+    for k in ref_state:
+        np.testing.assert_allclose(state[k], ref_state[k], rtol=1e-4, atol=1e-6, err_msg=k)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minigrad import Tensor, functional as F, ops
+from minigrad import Tensor, functional as F, kernels, ops
 from minigrad.backend import to_numpy as host
 from minigrad.tensor import Function
 from minigrad.testing import gradcheck
@@ -361,8 +361,16 @@ def _tensors(arrays, device, dtype=np.float64, requires_grad=False):
 
 
 # ---- the table's tests --------------------------------------------------------------------------
+@pytest.fixture(params=["fast", "reference"])
+def kernel_mode(request):
+    """Each table test runs with the fast kernels on and on the reference ops alone."""
+    kernels.use_fast(request.param == "fast")
+    yield request.param
+    kernels.use_fast(True)
+
+
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_forward_matches_numpy(case, device):
+def test_forward_matches_numpy(case, device, kernel_mode):
     arrays = case.arrays()
     out = case.fn(*_tensors(arrays, device, requires_grad=True))
     expected = np.asarray(case.ref(*arrays))
@@ -374,7 +382,7 @@ def test_forward_matches_numpy(case, device):
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_forward_float32_keeps_dtype(case, device):
+def test_forward_float32_keeps_dtype(case, device, kernel_mode):
     arrays = [a.astype(np.float32) for a in case.arrays()]
     out = case.fn(*_tensors(arrays, device, dtype=np.float32))
     expected = np.asarray(case.ref(*arrays))
@@ -383,7 +391,7 @@ def test_forward_float32_keeps_dtype(case, device):
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_gradcheck(case, device):
+def test_gradcheck(case, device, kernel_mode):
     assert gradcheck(case.fn, _tensors(case.arrays(seed=1), device))
 
 
@@ -492,41 +500,6 @@ def test_fused_batch_norm_matches_composite(shape, training, affine, device):
         exp_rm, exp_rv = rm0, rv0
     np.testing.assert_allclose(fused[-2], exp_rm, rtol=1e-12)
     np.testing.assert_allclose(fused[-1], exp_rv, rtol=1e-12)
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("tiled", [True, False], ids=["tiled", "broadcast"])
-def test_fused_batch_norm_on_channels_last_memory(training, device, tiled, monkeypatch):
-    # A convolution's output is an (N, C, H, W) view of (N, H, W, C) memory; BatchNorm then works
-    # on an (N, H*W, C) view, with per-channel planes tiled (large planes) or the per-channel
-    # vector broadcast (small ones; see F._tile). Same numbers as on NCHW memory, either way.
-    monkeypatch.setattr(F, "_TILE_MIN", 0 if tiled else 1 << 30)
-    rng = np.random.default_rng(5)
-    x_nhwc = 0.5 + rng.standard_normal((4, 3, 5, 6))                   # (N, H, W, C)
-    w_np, b_np = 1.0 + 0.5 * rng.standard_normal(6), rng.standard_normal(6)
-    dout = rng.standard_normal((4, 6, 3, 5))
-    results = []
-    for channels_last in (True, False):
-        if channels_last:
-            x = Tensor(x_nhwc, dtype=np.float64, device=device, requires_grad=True)
-            xv = x.permute(0, 3, 1, 2)                   # (N, C, H, W) view of NHWC memory
-        else:                                            # Tensor() copies into C order: NCHW
-            x = xv = Tensor(x_nhwc.transpose(0, 3, 1, 2), dtype=np.float64, device=device,
-                            requires_grad=True)
-        assert F._channel_axis(xv.data) == (2 if channels_last else 1)
-        w = Tensor(w_np, dtype=np.float64, device=device, requires_grad=True)
-        b = Tensor(b_np, dtype=np.float64, device=device, requires_grad=True)
-        rm, rv = Tensor(np.zeros(6), dtype=np.float64, device=device), Tensor(
-            np.full(6, 2.0), dtype=np.float64, device=device)
-        y = F.batch_norm(xv, rm, rv, w, b, training=training)
-        y.backward(dout)
-        dx = host(x.grad).transpose(0, 3, 1, 2) if channels_last else host(x.grad)
-        results.append([y.numpy(), dx, host(w.grad), host(b.grad), rm.numpy()])
-    for got, want in zip(*results):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    inputs = [Tensor(a, dtype=np.float64, device=device) for a in (x_nhwc[:2, :2], w_np, b_np)]
-    assert gradcheck(lambda x, w, b: F.batch_norm(x.permute(0, 3, 1, 2), weight=w, bias=b,
-                                                  training=True), inputs)
 
 
 # ---- numerical stability -----------------------------------------------------------------------

@@ -48,7 +48,8 @@ def test_gradcheck_passes_correct_ops(device):
     assert gradcheck(lambda x: (x * x).sum(), [x]) is True
     assert gradcheck(lambda x, w: (x @ w).tanh(), [x, w]) is True
     # integer labels ride along unchecked
-    assert gradcheck(lambda x, t: F.cross_entropy(x, t), [x, np.array([0, 3, 1])]) is True
+    labels = Tensor(np.array([0, 3, 1]), device=device)
+    assert gradcheck(lambda x, t: F.cross_entropy(x, t), [x, labels]) is True
 
 
 def test_gradcheck_catches_wrong_vjp_and_reports_worst_element():

@@ -1,0 +1,265 @@
+"""Fast kernels tuned for NumPy on the CPU (they use ctx.xp only, so CuPy runs them too).
+
+Each class stands in for the reference op of the same name and returns the same numbers; what
+makes it faster is said in its docstring, and measured in benchmarks/README.md. The levers:
+    - channels-last memory: a conv output viewed as (N, H, W, C) is a plain matrix, so im2col,
+      BatchNorm's per-channel sums and the next layer read it without copying;
+    - per-channel sums as matrix-vector products with a vector of ones: BLAS reads the array
+      once at memory speed, where NumPy restarts its loop on every short row;
+    - fewer full-size passes: BatchNorm never stores xhat, it folds it into per-channel factors;
+    - NumPy's SIMD loops: maximum against an array, not a scalar.
+"""
+import functools
+
+from .. import functional as F, ops
+from ..tensor import Function
+from . import stands_in_for
+
+
+@stands_in_for(ops.ReLU)
+class ReLU(Function):
+    """max(x, 0), with NumPy's SIMD loop: against the scalar 0 maximum takes a scalar loop,
+    against an array of zeros (which then takes the result) a vectorised one."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = ctx.xp.zeros_like(x)
+        ctx.xp.maximum(x, out, out=out)
+        ctx.save_for_backward(out)
+        return out
+
+    backward = ops.ReLU.backward
+
+
+@stands_in_for(ops.Reshape)
+class Reshape(Function):
+    """A reshape whose gradient keeps x's memory order: flattening a channels-last conv output
+    gives a gradient that is channels-last too, so the ReLU and BatchNorm backward that read it
+    next see both of their arrays in the same order (one pass, no strided loop)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        ctx.like = None if x.flags.c_contiguous else x      # only its layout is used
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, dout):
+        if ctx.like is None:
+            return dout.reshape(ctx.in_shape)
+        dx = ctx.xp.empty_like(ctx.like)                    # same strides order as x
+        dx[...] = dout.reshape(ctx.in_shape)
+        return dx
+
+
+@stands_in_for(F.Conv2d)
+class Conv2d(Function):
+    """im2col on channels-last memory: a patch row is kh*kw contiguous runs of C values, so the
+    unfold copies whole runs, built from a strided view of every patch (no Python loop). The
+    output is an (N, O, Ho, Wo) view of the (N*Ho*Wo, O) product, channels-last in memory.
+    Backward adds one (N*Ho*Wo, O) @ (O, C) product per kernel tap straight into the padded
+    input gradient, instead of building the full (N*Ho*Wo, C*kh*kw) column gradient."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0)):
+        xp = ctx.xp
+        N, C, H, W = x.shape
+        O, _, kh, kw = w.shape
+        (sh, sw), (ph, pw) = stride, padding
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        x = x.transpose(0, 2, 3, 1)                      # (N, C, H, W) -> (N, H, W, C) view
+        if ph or pw:
+            x = xp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        else:
+            x = xp.ascontiguousarray(x)
+        sN, sH, sW, sC = x.strides
+        windows = xp.lib.stride_tricks.as_strided(       # (N, Ho, Wo, kh, kw, C), no copy
+            x, shape=(N, Ho, Wo, kh, kw, C), strides=(sN, sH * sh, sW * sw, sH, sW, sC))
+        cols = windows.reshape(N * Ho * Wo, kh * kw * C)     # the one copy: im2col
+        w_mat = w.transpose(0, 2, 3, 1).reshape(O, kh * kw * C)  # (O, C, kh, kw) -> (O, kh*kw*C)
+        out = cols @ w_mat.T                                 # (N*Ho*Wo, O), channels-last
+        if b is not None:
+            out += b
+        ctx.save_for_backward(cols, w_mat)
+        ctx.geometry = (N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw)
+        return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)   # -> (N, O, Ho, Wo) view
+
+    @staticmethod
+    def backward(ctx, dout):
+        xp = ctx.xp
+        cols, w_mat = ctx.saved
+        N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw = ctx.geometry
+        O = w_mat.shape[0]
+        # (N, O, Ho, Wo) -> (N*Ho*Wo, O); a view when dout is channels-last in memory
+        d_rows = dout.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        dx = dw = db = None
+        if ctx.needs_input_grad[1]:
+            dw = (d_rows.T @ cols).reshape(O, kh, kw, C).transpose(0, 3, 1, 2)  # -> (O,C,kh,kw)
+            dw = xp.ascontiguousarray(dw)
+        if ctx.needs_input_grad[2]:
+            db = d_rows.sum(axis=0)
+        if ctx.needs_input_grad[0]:
+            dx_pad = xp.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=dout.dtype)
+            w_taps = w_mat.reshape(O, kh, kw, C)
+            for u in range(kh):          # a loop over the kh*kw kernel taps, not over pixels
+                for v in range(kw):
+                    tap = (d_rows @ w_taps[:, u, v, :]).reshape(N, Ho, Wo, C)
+                    dx_pad[:, u:u + sh * Ho:sh, v:v + sw * Wo:sw, :] += tap
+            dx = dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(0, 3, 1, 2)  # -> (N, C, H, W)
+        return dx, dw, db
+
+
+# ---- BatchNorm on a 3-D view --------------------------------------------------------------
+def _channels_last(x):
+    """(N, C, *spatial) -> (N, *spatial, C), a view."""
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
+
+
+def _channel_axis(x):
+    """Where the channel axis goes so that viewing x in 3-D needs no copy: 2 for channels-last
+    memory (conv outputs, and 2-D (N, C) input): (N, L, C); 1 otherwise: (N, C, L)."""
+    return 2 if x.ndim == 2 or _channels_last(x).flags.c_contiguous else 1
+
+
+def _view3(x, cax):
+    """(N, C, *spatial) -> (N, C, L) if cax == 1, or (N, L, C) if cax == 2."""
+    N, C = x.shape[0], x.shape[1]
+    if cax == 1:
+        return x.reshape(N, C, -1)
+    return _channels_last(x).reshape(N, -1, C)
+
+
+def _unview3(v, cax, shape):
+    """The inverse of _view3: back to (N, C, *spatial), as a view."""
+    if cax == 1:
+        return v.reshape(shape)
+    n = len(shape)
+    v = v.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],))      # (N, *spatial, C)
+    return v.transpose((0, n - 1) + tuple(range(1, n - 1)))            # -> (N, C, *spatial)
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(xp, n, dtype):
+    """A vector of n ones, made once per (library, length, dtype) and shared: only ever read,
+    as a matmul operand (not marked read-only: NumPy's matmul is slower on such an operand)."""
+    return xp.ones(n, dtype)
+
+
+def _channel_sum(xp, v, cax):
+    """Per-channel sum over a 3-D view as matrix-vector products with a vector of ones: one
+    BLAS pass at memory speed, with several partial sums (smaller float32 rounding)."""
+    N, A, B = v.shape
+    if cax == 1:        # (N, C, L): sum each row of L values, then the N rows of each channel
+        return (v.reshape(N * A, B) @ _ones(xp, B, v.dtype)).reshape(N, A).sum(axis=0)
+    return _ones(xp, N * A, v.dtype) @ v.reshape(N * A, B)     # (N, L, C) -> (N*L, C) -> (C,)
+
+
+def _channel_dot(xp, a, b, cax):
+    """sum of a * b per channel over a 3-D view, without the (a * b) temporary."""
+    return xp.einsum("ncl,ncl->c" if cax == 1 else "nlc,nlc->c", a, b)
+
+
+_TILE_MIN = 1 << 14     # planes of fewer values are broadcast, not tiled (see _tile)
+
+
+def _tile(xp, vec, v, cax):
+    """A per-channel (C,) vector shaped to broadcast against the 3-D view v.
+
+    For a large plane it is repeated into a contiguous (1, C, L) or (1, L, C) array, so each of
+    the N rows of v is one long loop over two contiguous operands instead of a loop restarted
+    every L (or C) values. Small planes are only reshaped: tiling gained little there, and a
+    recycled small tile at an unlucky address made the whole op several times slower on one
+    of our machines (benchmarks/README.md).
+    """
+    per_channel = (1, -1, 1) if cax == 1 else (1, 1, -1)
+    plane = v.shape[1] * v.shape[2]
+    if plane < _TILE_MIN or v.shape[3 - cax] == 1:  # small, or BatchNorm1d (L == 1): no copy
+        return vec.reshape(per_channel)
+    return xp.ascontiguousarray(xp.broadcast_to(vec.reshape(per_channel), (1,) + v.shape[1:]))
+
+
+@stands_in_for(F.BatchNorm)
+class BatchNorm(Function):
+    """The same statistics and closed-form backward, in fewer full-size passes.
+
+    Works on a 3-D view of x, (N, C, L) or (N, L, C), whichever x's memory order gives without
+    a copy. Shifted two-pass statistics (Chan, Golub & LeVeque 1983): centre x on a first
+    estimate mu0 of the mean, then measure what is left, dmean = mu - mu0; the sums then run over
+    values the size of the spread, not of the mean, which keeps float32 precision. xhat is
+    never stored: xhat = (xc - dmean) * invstd with xc = x - mu0, folded into per-channel factors.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, *, running_mean=None, running_var=None,
+                training=True, momentum=0.1, eps=1e-5):
+        xp = ctx.xp
+        cax = _channel_axis(x)
+        v = _view3(x, cax)                              # (N, C, L) or (N, L, C)
+        m = v.shape[0] * v.shape[3 - cax]
+        if training:
+            mean0 = _channel_sum(xp, v, cax) / m
+            xc = v - _tile(xp, mean0, v, cax)           # x - mu0
+            dmean = _channel_sum(xp, xc, cax) / m       # mu - mu0: mu0's rounding error
+            var = _channel_dot(xp, xc, xc, cax) / m - dmean * dmean   # biased: divides by m
+            var = xp.maximum(var, 0)                    # a constant channel: 0, not -1e-17
+            if running_mean is not None:
+                F.update_running_stats(running_mean, running_var, mean0 + dmean, var, m,
+                                       momentum)
+        else:
+            var = running_var
+            xc = v - _tile(xp, running_mean, v, cax)    # x - mu, exactly
+            dmean = xp.zeros_like(running_var)
+        invstd = 1 / xp.sqrt(var + eps)
+        scale = invstd if weight is None else weight * invstd     # gamma * invstd, (C,)
+        # y = gamma * xhat + beta = xc * scale + (beta - dmean * scale): two passes over xc
+        y = xc * _tile(xp, scale, v, cax)
+        offset = -dmean * scale if bias is None else bias - dmean * scale
+        y += _tile(xp, offset, v, cax)
+        ctx.save_for_backward(xc, dmean, invstd, scale)
+        ctx.training, ctx.cax, ctx.m = training, cax, m
+        return _unview3(y, cax, x.shape)
+
+    @staticmethod
+    def backward(ctx, dout):
+        xc, dmean, invstd, scale = ctx.saved  # xhat = (xc - dmean) * invstd; scale = gamma * invstd
+        xp, cax, m = ctx.xp, ctx.cax, ctx.m
+        d = _view3(dout, cax)                           # same 3-D layout as xc
+        dbeta = _channel_sum(xp, d, cax)                                # sum dout, (C,)
+        dgamma = (_channel_dot(xp, d, xc, cax) - dmean * dbeta) * invstd  # sum dout * xhat
+        if ctx.training:
+            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes once
+            # xhat * dgamma / m is written as xc * k - dmean * k with k = invstd * dgamma / m
+            k = invstd * dgamma / m
+            dx = d - xc * _tile(xp, k, d, cax)
+            dx += _tile(xp, dmean * k - dbeta / m, d, cax)
+            dx *= _tile(xp, scale, d, cax)
+        else:
+            dx = d * _tile(xp, scale, d, cax)
+        return (_unview3(dx, cax, dout.shape), dgamma if ctx.needs_input_grad[1] else None,
+                dbeta if ctx.needs_input_grad[2] else None)
+
+
+@stands_in_for(F.CrossEntropy)
+class CrossEntropy(Function):
+    """Row sums as a matrix-vector product (NumPy restarts its sum loop on every short row of
+    C classes, BLAS does not), the mean without np.mean's Python layer, and a backward that
+    edits softmax(x) in place instead of building a one-hot matrix."""
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        xp = ctx.xp
+        n, classes = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        sum_exp = xp.exp(shifted) @ _ones(xp, classes, shifted.dtype)      # (N,)
+        logp = shifted - xp.log(sum_exp)[:, None]
+        rows = xp.arange(n)
+        ctx.save_for_backward(logp, target, rows)
+        return -logp[rows, target].sum() / n
+
+    @staticmethod
+    def backward(ctx, dout):
+        logp, target, rows = ctx.saved
+        dx = ctx.xp.exp(logp)                       # softmax(x)
+        dx[rows, target] -= 1                       # minus one-hot(t)
+        dx *= dout / len(rows)
+        return dx, None
