@@ -16,7 +16,7 @@ def _t(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-# ---- primitive ops under their functional names -------------------------------------------
+# ---- primitive ops under their functional names (PyTorch's argument order) -----------------
 def add(a, b): return _t(a) + b
 def sub(a, b): return _t(a) - b
 def mul(a, b): return _t(a) * b
@@ -26,36 +26,98 @@ def pow(x, exponent): return _t(x) ** exponent
 def exp(x): return _t(x).exp()
 def log(x): return _t(x).log()
 def sqrt(x): return _t(x).sqrt()
+def abs(x): return _t(x).abs()
 def tanh(x): return _t(x).tanh()
 def sigmoid(x): return _t(x).sigmoid()
 def relu(x): return _t(x).relu()
 def matmul(a, b): return _t(a) @ b
-def sum(x, axis=None, keepdims=False): return _t(x).sum(axis, keepdims)
-def mean(x, axis=None, keepdims=False): return _t(x).mean(axis, keepdims)
-def max(x, axis=None, keepdims=False): return _t(x).max(axis, keepdims)
-def var(x, axis=None, keepdims=False, correction=1): return _t(x).var(axis, keepdims, correction)
+def sum(x, dim=None, keepdim=False, **kw): return _t(x).sum(dim, keepdim, **kw)
+def mean(x, dim=None, keepdim=False, **kw): return _t(x).mean(dim, keepdim, **kw)
+def max(x, dim=None, keepdim=False, **kw): return _t(x).max(dim, keepdim, **kw)
+def min(x, dim=None, keepdim=False, **kw): return _t(x).min(dim, keepdim, **kw)
+def amax(x, dim=(), keepdim=False): return _t(x).amax(dim, keepdim)
+def amin(x, dim=(), keepdim=False): return _t(x).amin(dim, keepdim)
+def argmax(x, dim=None, keepdim=False): return _t(x).argmax(dim, keepdim)
+def argmin(x, dim=None, keepdim=False): return _t(x).argmin(dim, keepdim)
+def var(x, dim=None, unbiased=None, keepdim=False, **kw): return _t(x).var(dim, unbiased, keepdim, **kw)
+def std(x, dim=None, unbiased=None, keepdim=False, **kw): return _t(x).std(dim, unbiased, keepdim, **kw)
+def gather(x, dim, index): return _t(x).gather(dim, index)
 def reshape(x, shape): return _t(x).reshape(shape)
-def permute(x, axes): return _t(x).permute(axes)
-def transpose(x, dim0=-2, dim1=-1): return _t(x).transpose(dim0, dim1)
-def clip(x, min=None, max=None): return _t(x).clip(min, max)
-def softmax(x, axis=-1): return _t(x).softmax(axis)
-def log_softmax(x, axis=-1): return _t(x).log_softmax(axis)
+def flatten(x, start_dim=0, end_dim=-1): return _t(x).flatten(start_dim, end_dim)
+def squeeze(x, dim=None): return _t(x).squeeze(dim)
+def unsqueeze(x, dim): return _t(x).unsqueeze(dim)
+def permute(x, dims): return _t(x).permute(dims)
+def transpose(x, dim0, dim1): return _t(x).transpose(dim0, dim1)
+def clamp(x, min=None, max=None): return _t(x).clamp(min, max)
+def softmax(x, dim=-1, **kw): return _t(x).softmax(dim, **kw)
+def log_softmax(x, dim=-1, **kw): return _t(x).log_softmax(dim, **kw)
 
 
-def pad(x, pad_width, value=0.0):
-    """Constant padding, pad_width as numpy.pad's ((before, after), ...) per axis."""
-    return ops.Pad.apply(_t(x), pad_width=tuple(tuple(p) for p in pad_width), value=value)
+clip = clamp
 
 
-def concatenate(tensors, axis=0):
-    return ops.Concatenate.apply(*[_t(t) for t in tensors], axis=axis)
+def cat(tensors, dim=0, *, axis=None):
+    """Join tensors along an existing axis (NumPy's concatenate)."""
+    return ops.Concatenate.apply(*[_t(t) for t in tensors], axis=dim if axis is None else axis)
 
 
-cat = concatenate    # PyTorch's name
+concatenate = cat    # NumPy's name
 
 
-def stack(tensors, axis=0):
-    return ops.Stack.apply(*[_t(t) for t in tensors], axis=axis)
+def stack(tensors, dim=0, *, axis=None):
+    """Join tensors along a new axis."""
+    return ops.Stack.apply(*[_t(t) for t in tensors], axis=dim if axis is None else axis)
+
+
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}   # -> numpy.pad's
+
+
+def _pad_widths(pad, ndim):
+    """PyTorch's flat pad (left, right, top, bottom, ...: last axis first) as numpy.pad's
+    ((before, after), ...) for every axis; a NumPy-style nested one is taken as it is."""
+    if all(isinstance(p, (tuple, list)) for p in pad):
+        widths = tuple(tuple(p) for p in pad)
+        if len(widths) != ndim:
+            raise ValueError(f"pad: {len(widths)} (before, after) pairs for {ndim} axes")
+    else:
+        if len(pad) % 2 or len(pad) // 2 > ndim:
+            raise ValueError(f"pad: padding length must be even and cover at most {ndim} axes "
+                             f"(last axis first), got {tuple(pad)}")
+        pairs = [tuple(pad[i:i + 2]) for i in range(0, len(pad), 2)][::-1]
+        widths = ((0, 0),) * (ndim - len(pairs)) + tuple(pairs)
+    if any(n < 0 for p in widths for n in p):
+        raise ValueError(f"pad: negative padding (cropping) is not supported, got {tuple(pad)}")
+    return widths
+
+
+def pad(x, pad, mode="constant", value=None):
+    """PyTorch's F.pad: `pad` = (left, right) for the last axis, then (top, bottom) for the
+    one before, ...; mode 'constant' (with value, default 0), 'reflect', 'replicate' or
+    'circular'. NumPy's ((before, after), ...) per axis is accepted too."""
+    x = _t(x)
+    widths = _pad_widths(pad, x.ndim)
+    if mode == "constant":
+        return ops.Pad.apply(x, pad_width=widths, value=0.0 if value is None else value)
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
+                         f"got {mode!r}")
+    padded = [n for n, p in zip(x.shape, widths) if any(p)]
+    if value is not None:
+        raise ValueError(f"pad: value= applies to mode 'constant' only, not {mode!r}")
+    if len(pad) // 2 not in (x.ndim - 1, x.ndim - 2) or len(pad) > 6:
+        raise ValueError(f"pad: mode {mode!r} pads the last 1-3 axes of a batched input: "
+                         f"(N, C, ...) with {x.ndim - 2} or (C, ...) with {x.ndim - 1} pairs, "
+                         f"got {len(pad) // 2} for shape {x.shape}")
+    if mode == "reflect" and any(b >= n or a >= n for n, (b, a) in zip(
+            x.shape, widths) if b or a):
+        raise ValueError(f"pad: reflect padding must be smaller than the padded axes "
+                         f"{padded}, got {tuple(pad)}")
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            # which input index each output position copies, e.g. reflect: 2 1 | 0 1 2 3 | 2
+            src = np.pad(np.arange(x.shape[axis]), (before, after), mode=_PAD_MODES[mode])
+            x = x[(slice(None),) * axis + (Tensor(src, device=x.device),)]
+    return x
 
 
 def where(cond, a, b):
@@ -118,87 +180,159 @@ def _pair(v, name):
     return pair
 
 
-def _im2col(xp, x, kh, kw, stride, padding):
-    """Every kh x kw patch of x (N, C, H, W) as one row: (N*Ho*Wo, C*kh*kw), and (Ho, Wo)."""
-    (sh, sw), (ph, pw) = stride, padding
+def _im2col(xp, x, kernel, stride, padding, dilation):
+    """Every kh x kw patch of x (N, C, H, W) as one row: (N*Ho*Wo, C*kh*kw), and (Ho, Wo).
+    A row lists the patch channel by channel, each channel's kh*kw taps row-major."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     N, C, H, W = x.shape
-    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
-    taps = [x[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw] for u in range(kh) for v in range(kw)]
+    Ho, Wo = (H - dh * (kh - 1) - 1) // sh + 1, (W - dw * (kw - 1) - 1) // sw + 1
+    taps = [x[:, :, u * dh:u * dh + sh * Ho:sh, v * dw:v * dw + sw * Wo:sw]
+            for u in range(kh) for v in range(kw)]        # kh*kw arrays (N, C, Ho, Wo)
     cols = xp.stack(taps, axis=2)                        # (N, C, kh*kw, Ho, Wo)
     cols = cols.transpose(0, 3, 4, 1, 2)                 # -> (N, Ho, Wo, C, kh*kw)
     return cols.reshape(N * Ho * Wo, C * kh * kw), (Ho, Wo)
 
 
-def _col2im(xp, dcols, x_shape, kh, kw, stride, padding, out_hw):
+def _col2im(xp, dcols, x_shape, kernel, stride, padding, dilation, out_hw):
     """The adjoint of _im2col: add every row's values back onto the pixels its patch read."""
-    (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_hw
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = kernel, stride, padding, dilation, out_hw
     N, C, H, W = x_shape
     dcols = dcols.reshape(N, Ho, Wo, C, kh * kw).transpose(0, 3, 4, 1, 2)  # (N, C, kh*kw, Ho, Wo)
     dx = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
     for k in range(kh * kw):
         u, v = divmod(k, kw)
-        dx[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw] += dcols[:, :, k]  # overlapping patches add
-    return dx[:, :, ph:ph + H, pw:pw + W]
+        dx[:, :, u * dh:u * dh + sh * Ho:sh, v * dw:v * dw + sw * Wo:sw] += dcols[:, :, k]
+    return dx[:, :, ph:ph + H, pw:pw + W]                # overlapping patches added up
+
+
+class Unfold(Function):
+    """PyTorch's unfold (im2col): every patch of x (N, C, H, W) as a column of
+    out (N, C*kh*kw, L), L = Ho*Wo patches.   VJP: dx = col2im(dout), overlaps added."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, dilation, padding, stride):
+        ctx.geometry = (x.shape, kernel_size, stride, padding, dilation)
+        cols, ctx.out_hw = _im2col(ctx.xp, x, kernel_size, stride, padding, dilation)
+        N, L = x.shape[0], ctx.out_hw[0] * ctx.out_hw[1]
+        return cols.reshape(N, L, -1).transpose(0, 2, 1)  # (N*L, C*kh*kw) -> (N, C*kh*kw, L)
+
+    @staticmethod
+    def backward(ctx, dout):
+        x_shape, kernel, stride, padding, dilation = ctx.geometry
+        dcols = dout.transpose(0, 2, 1).reshape(-1, dout.shape[1])   # -> (N*L, C*kh*kw)
+        return _col2im(ctx.xp, dcols, x_shape, kernel, stride, padding, dilation, ctx.out_hw)
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's F.unfold: (N, C, H, W) -> (N, C*kh*kw, L), the patches conv2d multiplies."""
+    if x.ndim != 4:
+        raise ValueError(f"unfold expects a 4-D (N, C, H, W) input, got shape {x.shape}")
+    k, d, p, s = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
+                                           (padding, "padding"), (stride, "stride")))
+    _check_conv_geometry("unfold", x.shape, k, d, p, s)
+    return Unfold.apply(x, kernel_size=k, dilation=d, padding=p, stride=s)
 
 
 class Conv2d(Function):
     """2-D cross-correlation (what deep learning calls convolution) via im2col (lesson 03).
 
-        out[n, o, i, j] = sum_{c,u,v} x_pad[n, c, i*s + u, j*s + v] * w[o, c, u, v] + b[o]
+        out[n, o, i, j] = sum_{c,u,v} x_pad[n, c, i*s + u*d, j*s + v*d] * w[o, c, u, v] + b[o]
                         = (cols @ W^T)[row (n, i, j), o]      with W = w as (O, C*kh*kw)
     VJP, with dout_rows = dout as (N*Ho*Wo, O):
         dW = dout_rows^T @ cols,   db = sum of dout_rows over the rows,
         dx = col2im(dout_rows @ W): each patch's gradient added back onto its pixels.
+    groups = G splits the channels into G independent convolutions (C/G inputs, O/G outputs
+    each): the same products, batched over the groups. G = 1 is the ordinary convolution.
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0)):
-        N, O, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
-        cols, (Ho, Wo) = _im2col(ctx.xp, x, kh, kw, stride, padding)
-        w_mat = w.reshape(O, -1)                             # (O, C, kh, kw) -> (O, C*kh*kw)
-        out = cols @ w_mat.T                                 # (N*Ho*Wo, O)
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        N, O, G = x.shape[0], w.shape[0], groups
+        cols, (Ho, Wo) = _im2col(ctx.xp, x, w.shape[2:], stride, padding, dilation)
+        cols = cols.reshape(len(cols), G, -1).transpose(1, 0, 2)   # -> (G, N*Ho*Wo, C/G*kh*kw)
+        w_mat = w.reshape(G, O // G, -1)                  # (O, C/G, kh, kw) -> (G, O/G, C/G*kh*kw)
+        out = cols @ w_mat.transpose(0, 2, 1)             # (G, N*Ho*Wo, O/G)
+        out = out.transpose(1, 0, 2).reshape(-1, O)       # -> (N*Ho*Wo, O)
         if b is not None:
             out = out + b
         ctx.save_for_backward(cols, w_mat)
-        ctx.x_shape, ctx.w_shape, ctx.out_hw = x.shape, w.shape, (Ho, Wo)
-        ctx.stride, ctx.padding = stride, padding
+        ctx.geometry = (x.shape, w.shape, stride, padding, dilation, (Ho, Wo))
         return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)   # -> (N, O, Ho, Wo)
 
     @staticmethod
     def backward(ctx, dout):
         cols, w_mat = ctx.saved
-        d_rows = dout.transpose(0, 2, 3, 1).reshape(-1, w_mat.shape[0])  # -> (N*Ho*Wo, O)
+        x_shape, w_shape, stride, padding, dilation, out_hw = ctx.geometry
+        G, O = w_mat.shape[0], w_shape[0]
+        d_rows = dout.transpose(0, 2, 3, 1).reshape(-1, O)             # -> (N*Ho*Wo, O)
+        d_g = d_rows.reshape(-1, G, O // G).transpose(1, 0, 2)         # -> (G, N*Ho*Wo, O/G)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            kh, kw = ctx.w_shape[2:]
-            dx = _col2im(ctx.xp, d_rows @ w_mat, ctx.x_shape, kh, kw, ctx.stride, ctx.padding,
-                         ctx.out_hw)
+            dcols = (d_g @ w_mat).transpose(1, 0, 2).reshape(len(d_rows), -1)  # (N*Ho*Wo, C*kh*kw)
+            dx = _col2im(ctx.xp, dcols, x_shape, w_shape[2:], stride, padding, dilation, out_hw)
         if ctx.needs_input_grad[1]:
-            dw = (d_rows.T @ cols).reshape(ctx.w_shape)      # (O, C*kh*kw) -> (O, C, kh, kw)
+            dw = (d_g.transpose(0, 2, 1) @ cols).reshape(w_shape)     # (G, O/G, ...) -> w's
         if ctx.needs_input_grad[2]:
             db = d_rows.sum(axis=0)
         return dx, dw, db
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """2-D convolution of an (N, C, H, W) input with a (O, C, kh, kw) weight (PyTorch's layout)."""
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+def _check_conv_geometry(op, x_shape, kernel, dilation, padding, stride):
+    if any(s < 1 for s in stride + dilation) or any(p < 0 for p in padding):
+        raise ValueError(f"{op} needs stride >= 1, dilation >= 1 and padding >= 0, got "
+                         f"stride={stride}, dilation={dilation}, padding={padding}")
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    padded = [n + 2 * p for n, p in zip(x_shape[2:], padding)]
+    if span[0] > padded[0] or span[1] > padded[1]:
+        raise ValueError(f"{op}: the kernel {kernel[0]}x{kernel[1]} (dilation {dilation}) spans "
+                         f"{span[0]}x{span[1]}, more than the padded input "
+                         f"{padded[0]}x{padded[1]} (input {x_shape})")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of an (N, C, H, W) input with a (O, C/groups, kh, kw) weight, as in
+    PyTorch; padding may also be 'valid' (0) or 'same' (output as large as the input)."""
     if x.ndim != 4:
         raise ValueError(f"conv2d expects a 4-D (N, C, H, W) input, got shape {x.shape}")
     if weight.ndim != 4:
         raise ValueError(f"conv2d expects a 4-D (O, C, kh, kw) weight, got shape {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if isinstance(padding, str):
+        x, padding = _string_padding(x, padding, weight.shape[2:], stride, dilation)
+    padding = _pair(padding, "padding")
+    if not isinstance(groups, int) or groups < 1 or x.shape[1] % groups or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide the input's {x.shape[1]} and the "
+                         f"output's {weight.shape[0]} channels")
+    if x.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the "
-                         f"weight {weight.shape} expects {weight.shape[1]}")
-    if min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
-    kh, kw = weight.shape[2:]
-    if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
-                         f"{x.shape[2] + 2 * padding[0]}x{x.shape[3] + 2 * padding[1]}")
+                         f"weight {weight.shape} with groups={groups} expects "
+                         f"{weight.shape[1] * groups}")
+    _check_conv_geometry("conv2d", x.shape, weight.shape[2:], dilation, padding, stride)
     _check_same_dtype("conv2d", x, weight)
-    return kernels.pick(Conv2d).apply(x, weight, bias, stride=stride, padding=padding)
+    plain = dilation == (1, 1) and groups == 1                  # what the fast kernel covers
+    op = kernels.pick(Conv2d) if plain else Conv2d
+    options = dict(stride=stride, padding=padding)
+    if not plain:
+        options.update(dilation=dilation, groups=groups)
+    return op.apply(x, weight, bias, **options)
+
+
+def _string_padding(x, padding, kernel, stride, dilation):
+    """padding='valid' is 0; 'same' pads so that the output has the input's size (stride 1),
+    putting the odd pixel of an even kernel on the right and bottom, as PyTorch does."""
+    if padding == "valid":
+        return x, 0
+    if padding != "same":
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
+                         f"{padding!r}")
+    if stride != (1, 1):
+        raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+    total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    if total[0] % 2 == 0 and total[1] % 2 == 0:
+        return x, (total[0] // 2, total[1] // 2)
+    (th, tw) = total
+    return pad(x, (tw // 2, tw - tw // 2, th // 2, th - th // 2)), 0
 
 
 # ---- BatchNorm -------------------------------------------------------------------------------

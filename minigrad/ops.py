@@ -7,7 +7,7 @@ CuPy); the engine in tensor.py sums gradients of broadcast inputs back to their 
 import numpy as np
 
 from . import backend
-from .tensor import Function, Tensor
+from .tensor import Function
 
 
 def _normalize_axis(axis, ndim):
@@ -99,6 +99,32 @@ class Neg(Function):
     @staticmethod
     def backward(ctx, dout):
         return -dout
+
+
+class Abs(Function):
+    """out = |x|.   VJP: dx = dout * sign(x)   (0 at x = 0, as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.abs(x)
+
+    @staticmethod
+    def backward(ctx, dout):
+        (x,) = ctx.saved
+        return dout * ctx.xp.sign(x)
+
+
+class Clone(Function):
+    """out = a copy of x in memory of its own.   VJP: dx = dout."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, dout):
+        return dout
 
 
 class Pow(Function):
@@ -392,15 +418,6 @@ class Permute(Function):
         return dout.transpose(tuple(inverse.tolist()))
 
 
-def _index_arrays(index):
-    """Replace Tensors inside an index by their arrays (t[idx_tensor] works like t[idx_array])."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
-
-
 class GetItem(Function):
     """out = x[index], basic (slices, ints) or advanced (integer/boolean arrays) indexing.
 
@@ -410,7 +427,6 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        index = _index_arrays(index)
         ctx.index, ctx.in_shape = index, x.shape
         parts = index if isinstance(index, tuple) else (index,)
         # Integer arrays may pick an element twice; boolean masks and slices never do.
@@ -425,6 +441,29 @@ class GetItem(Function):
             ctx.xp.add.at(dx, ctx.index, dout)
         else:
             dx[ctx.index] = dout        # basic indexing selects each element at most once
+        return dx
+
+
+def _along_axis(xp, index, dim):
+    """The full index tuple that picks index[i, j, ...] along `dim` and i, j, ... elsewhere."""
+    grids = xp.ix_(*[xp.arange(n) for n in index.shape])   # open grids, one per axis
+    return tuple(index if d == dim else g for d, g in enumerate(grids))
+
+
+class Gather(Function):
+    """out[i, j] = x[index[i, j], j] for dim 0 (x[i, index[i, j]] for dim 1, ...): PyTorch's
+    gather.   VJP: dx = zeros like x with dout added at the gathered places (repeats add up)."""
+
+    @staticmethod
+    def forward(ctx, x, index, dim):
+        dim = dim % x.ndim
+        ctx.where, ctx.in_shape = _along_axis(ctx.xp, index, dim), x.shape
+        return x[ctx.where]
+
+    @staticmethod
+    def backward(ctx, dout):
+        dx = ctx.xp.zeros(ctx.in_shape, dtype=dout.dtype)
+        ctx.xp.add.at(dx, ctx.where, dout)
         return dx
 
 

@@ -172,7 +172,12 @@ def _make_tensor(data, requires_grad, ctx):
     return t
 
 
-class Tensor:
+# The named methods (sum, reshape, max(dim), ...) live in tensor_methods.py; it records ops of
+# ops.py, which needs Function from above: hence this import here, not at the top.
+from .tensor_methods import TensorMethods  # noqa: E402
+
+
+class Tensor(TensorMethods):
     """An n-dimensional array with an optional gradient.
 
     Tensor(data, requires_grad=False, dtype=None, device=None)
@@ -290,15 +295,6 @@ class Tensor:
     def cuda(self):
         return self.to("cuda")
 
-    def astype(self, dtype):
-        return _ops.Cast.apply(self, dtype=np.dtype(dtype))
-
-    def float(self):
-        return self.astype(np.float32)
-
-    def double(self):
-        return self.astype(np.float64)
-
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
         self._retains_grad = True
@@ -379,7 +375,10 @@ class Tensor:
 
     # ---- operators (the ops themselves live in ops.py) ----------------------------------
     def _wrap(self, other):
-        """Turn a Python number or array into a constant Tensor on self's device and dtype."""
+        """A Python number or array as a constant Tensor on self's device. A constant takes
+        self's dtype when both are floats or both integers (as PyTorch types a scalar; for a
+        NumPy array this is minigrad's rule, see the README), and a Python float meeting an
+        integer tensor is float32, the default float dtype."""
         if isinstance(other, Tensor):
             return other
         xp = backend.xp_of(self.data)
@@ -387,48 +386,65 @@ class Tensor:
             raise RuntimeError(f"cannot combine a tensor on {self.device} with an array on "
                                f"{backend.device_of(other)}; move one of them first")
         array = xp.asarray(other)
-        if array.dtype.kind in "fiub" and self.dtype.kind == "f":
-            array = array.astype(self.dtype, copy=False)
-        elif array.dtype.kind not in "fiub":
+        if array.dtype.kind not in "fiub":
             raise TypeError(f"cannot combine a Tensor with {type(other).__name__} "
                             f"of dtype {array.dtype}")
+        same_kind = (array.dtype.kind == "f") == (self.dtype.kind == "f")
+        if same_kind and self.dtype.kind != "b":
+            array = array.astype(self.dtype, copy=False)
+        elif array.dtype.kind == "f" and array.ndim == 0:
+            array = array.astype(np.float32)
         return Tensor._make(array, False, None)
 
+    def _binary(self, op, other, reverse=False):
+        """Record op(self, other) (or op(other, self)) after PyTorch's type promotion: an
+        integer or bool operand meeting a float one takes its dtype, and dividing two integer
+        tensors gives float32 (NumPy would give float64 for both)."""
+        a, b = (self._wrap(other), self) if reverse else (self, self._wrap(other))
+        fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
+        if fa != fb:
+            a, b = (a, b.astype(a.dtype)) if fa else (a.astype(b.dtype), b)
+        elif not fa and op is _ops.Div:
+            a, b = a.astype(np.float32), b.astype(np.float32)
+        return op.apply(a, b)
+
     def __add__(self, other):
-        return _ops.Add.apply(self, self._wrap(other))
+        return self._binary(_ops.Add, other)
 
     def __radd__(self, other):
-        return _ops.Add.apply(self._wrap(other), self)
+        return self._binary(_ops.Add, other, reverse=True)
 
     def __sub__(self, other):
-        return _ops.Sub.apply(self, self._wrap(other))
+        return self._binary(_ops.Sub, other)
 
     def __rsub__(self, other):
-        return _ops.Sub.apply(self._wrap(other), self)
+        return self._binary(_ops.Sub, other, reverse=True)
 
     def __mul__(self, other):
-        return _ops.Mul.apply(self, self._wrap(other))
+        return self._binary(_ops.Mul, other)
 
     def __rmul__(self, other):
-        return _ops.Mul.apply(self._wrap(other), self)
+        return self._binary(_ops.Mul, other, reverse=True)
 
     def __truediv__(self, other):
-        return _ops.Div.apply(self, self._wrap(other))
+        return self._binary(_ops.Div, other)
 
     def __rtruediv__(self, other):
-        return _ops.Div.apply(self._wrap(other), self)
+        return self._binary(_ops.Div, other, reverse=True)
 
     def __matmul__(self, other):
-        return _ops.MatMul.apply(self, self._wrap(other))
+        return self._binary(_ops.MatMul, other)
 
     def __rmatmul__(self, other):
-        return _ops.MatMul.apply(self._wrap(other), self)
+        return self._binary(_ops.MatMul, other, reverse=True)
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or backend.is_array(exponent):
             raise TypeError("Tensor ** x supports a Python number exponent only; for a tensor "
                             "exponent write (x * base.log()).exp()")
         return _ops.Pow.apply(self, exponent=exponent)
+
+    pow = __pow__
 
     def __rpow__(self, base):
         # base ** t = exp(t * ln(base)), for a positive Python number base
@@ -466,113 +482,51 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                              "use .any() / .all() on .data, or compare a single element")
-        return bool(self.data)
+        return bool(self.data.item())
+
+    def __float__(self):
+        return float(self._one_element("float"))
+
+    def __int__(self):
+        return int(self._one_element("int"))
+
+    def _one_element(self, what):
+        if self.data.size != 1:
+            raise ValueError(f"{what}() of a tensor needs exactly one element, got shape "
+                             f"{self.shape}; reduce it first (e.g. .sum(), .any()) or index it")
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy's view of a CPU tensor (np.mean(t), plt.hist(t)); a device tensor refuses, as
+        CuPy does: call .numpy() to copy it to the host."""
+        if self.device != "cpu":
+            raise TypeError(f"a tensor on {self.device} cannot become a NumPy array "
+                            "implicitly; call .numpy() (or .cpu()) first")
+        return self.data if dtype is None else self.data.astype(dtype)
 
     def __getitem__(self, index):
+        # Tensors inside an index are replaced by their arrays: t[idx_tensor] is t[idx_array]
+        if isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        elif isinstance(index, Tensor):
+            index = index.data
         return _ops.GetItem.apply(self, index=index)
 
-    # ---- methods: each records one op of ops.py ---------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+class enable_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: record graphs again inside a no_grad block."""
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, True
 
-    def max(self, axis=None, keepdims=False):
-        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis=None, keepdims=False, correction=1):
-        return _ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return kernels.pick(_ops.Reshape).apply(self, shape=tuple(shape))
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Merge axes start_dim..end_dim (both included) into one, as torch.flatten."""
-        shape, n = self.shape, max(self.ndim, 1)        # a 0-d tensor flattens to (1,)
-        for d in (start_dim, end_dim):
-            if not -n <= d < n:
-                raise IndexError(f"flatten: dimension {d} is out of range for a tensor of "
-                                 f"shape {shape} (expected -{n} to {n - 1})")
-        start, end = start_dim % n, end_dim % n
-        if start > end:
-            raise ValueError(f"flatten: start_dim ({start_dim}) comes after end_dim ({end_dim})")
-        merged = int(np.prod(shape[start:end + 1], dtype=np.int64))
-        return self.reshape(shape[:start] + (merged,) + shape[end + 1:])
-
-    def permute(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _ops.Permute.apply(self, axes=tuple(axes))
-
-    def transpose(self, dim0=-2, dim1=-1):
-        """Swap two axes (PyTorch's transpose); the default swaps the last two."""
-        axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return self.permute(axes)
-
-    @property
-    def T(self):
-        return self.permute(tuple(reversed(range(self.ndim))))
-
-    def exp(self):
-        return _ops.Exp.apply(self)
-
-    def log(self):
-        return _ops.Log.apply(self)
-
-    def sqrt(self):
-        return _ops.Sqrt.apply(self)
-
-    def tanh(self):
-        return _ops.Tanh.apply(self)
-
-    def sigmoid(self):
-        return _ops.Sigmoid.apply(self)
-
-    def relu(self):
-        return kernels.pick(_ops.ReLU).apply(self)
-
-    def clip(self, min=None, max=None):
-        return _ops.Clip.apply(self, min=min, max=max)
-
-    def softmax(self, axis=-1):
-        return _ops.Softmax.apply(self, axis=axis)
-
-    def log_softmax(self, axis=-1):
-        return _ops.LogSoftmax.apply(self, axis=axis)
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
 
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
     """PyTorch-style factory: same as Tensor(...)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
-
-
-def _filled(fill, shape, dtype, device, requires_grad):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    xp = backend.xp_for(device)
-    return Tensor(fill(xp, tuple(shape), np.dtype(dtype)), requires_grad=requires_grad,
-                  dtype=dtype)
-
-
-def zeros(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    return _filled(lambda xp, s, d: xp.zeros(s, d), shape, dtype, device, requires_grad)
-
-
-def ones(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    return _filled(lambda xp, s, d: xp.ones(s, d), shape, dtype, device, requires_grad)
-
-
-def randn(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    """Standard-normal samples from minigrad's seeded generator (see manual_seed)."""
-    return _filled(lambda xp, s, d: backend.to_device(
-        backend.rng().standard_normal(s).astype(d), device), shape, dtype, device, requires_grad)
-
-
-def rand(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    """Uniform [0, 1) samples from minigrad's seeded generator."""
-    return _filled(lambda xp, s, d: backend.to_device(
-        backend.rng().random(s).astype(d), device), shape, dtype, device, requires_grad)
 
 
 # ops.py defines the op classes with Function and Tensor from above; importing it last

@@ -78,6 +78,7 @@ ROWS, COLS = np.array([0, 2, 0, 0]), np.array([1, 1, 1, 3])   # element (0, 1) p
 MASK = np.array([[True, False, False, True, True], [False, False, False, False, True],
                  [True, True, False, False, False], [False, True, True, False, True]])
 TARGET = np.array([0, 3, 3, 1, 2])
+GATHER_IDX = np.array([[0, 3, 3], [1, 1, 2], [2, 0, 0]])             # repeats accumulate
 TARGET7 = np.array([6, 0, 6])
 RM3, RV3 = np.array([0.3, -0.2, 0.1]), np.array([0.8, 1.5, 1.2])    # running stats, C = 3
 RM2, RV2 = np.array([0.5, -1.0]), np.array([2.0, 0.7])               # running stats, C = 2
@@ -97,19 +98,36 @@ def cross_entropy_ref(x, t):
     return -log_softmax_ref(x, 1)[np.arange(len(t)), t].mean()
 
 
-def conv2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0)):
-    """Direct loops over output pixels:
-    out[n, o, i, j] = sum_{c,u,v} xpad[n, c, i*s + u, j*s + v] w[o, c, u, v] + b[o]."""
-    (sh, sw), (ph, pw) = stride, padding
+def conv2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """Direct loops over output pixels and groups:
+    out[n, o, i, j] = sum_{c,u,v} xpad[n, c, i*s + u*d, j*s + v*d] w[o, c, u, v] + b[o],
+    with c running over the C/groups input channels of o's group."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    O, _, kh, kw = w.shape
-    Ho, Wo = (xpad.shape[2] - kh) // sh + 1, (xpad.shape[3] - kw) // sw + 1
+    O, Cg, kh, kw = w.shape
+    Ho = (xpad.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    Wo = (xpad.shape[3] - dw * (kw - 1) - 1) // sw + 1
     out = np.zeros((x.shape[0], O, Ho, Wo), dtype=np.result_type(x, w))
-    for i in range(Ho):
-        for j in range(Wo):
-            patch = xpad[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
-            out[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
+    Og = O // groups
+    for g in range(groups):
+        wg = w[g * Og:(g + 1) * Og]
+        for i in range(Ho):
+            for j in range(Wo):
+                patch = xpad[:, g * Cg:(g + 1) * Cg, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                             j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                out[:, g * Og:(g + 1) * Og, i, j] = np.einsum("nchw,ochw->no", patch, wg)
     return out if b is None else out + b.reshape(1, O, 1, 1)
+
+
+def unfold_ref(x, k, dilation=(1, 1), padding=(0, 0), stride=(1, 1)):
+    """Patch by patch: column (i, j) of image n lists x's patch channel by channel."""
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = k, dilation, padding, stride
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    Ho = (xpad.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    Wo = (xpad.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    cols = [xpad[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+            .reshape(x.shape[0], -1) for i in range(Ho) for j in range(Wo)]
+    return np.stack(cols, axis=2)
 
 
 def batch_norm_ref(x, w=None, b=None, rm=None, rv=None, training=True, eps=1e-5):
@@ -144,6 +162,8 @@ def elementwise_cases():
                (normal(2, 3, 4), nonzero(3, 1)))
     yield Case("rdiv-scalar", ops.Div, lambda a: 1.5 / a, lambda a: 1.5 / a, (nonzero(5),))
     yield Case("neg", ops.Neg, lambda a: -a, np.negative, (normal(3, 4),))
+    yield Case("abs", ops.Abs, lambda a: a.abs(), np.abs, (away_from(3, 4),))
+    yield Case("clone", ops.Clone, lambda a: a.clone(), np.copy, (normal(3, 4),))
     yield Case("pow-2", ops.Pow, lambda a: a ** 2, lambda a: a ** 2, (normal(3, 4),))
     yield Case("pow-3", ops.Pow, lambda a: a ** 3, lambda a: a ** 3, (normal(3, 4),))
     yield Case("pow-0.5", ops.Pow, lambda a: a ** 0.5, np.sqrt, (positive(3, 4),))
@@ -197,13 +217,22 @@ def reduction_cases():
                    lambda a, ax=axis, k=keepdims: a.mean(axis=ax, keepdims=k), (normal(2, 3, 4),))
     for axis, keepdims in [(None, False), (1, False), (-1, True), ((0, 2), False)]:
         tag = f"axis={axis}" + ("-keepdims" if keepdims else "")
-        yield Case(f"max-{tag}", ops.Max, lambda a, ax=axis, k=keepdims: a.max(ax, k),
+        yield Case(f"amax-{tag}", ops.Max, lambda a, ax=axis, k=keepdims: a.amax(ax or (), k),
                    lambda a, ax=axis, k=keepdims: a.max(axis=ax, keepdims=k), (distinct(2, 3, 4),))
+    for dim, keepdim in [(1, False), (-1, True), (0, False)]:
+        tag = f"dim={dim}" + ("-keepdim" if keepdim else "")
+        op = ops.Gather if keepdim else ops.Reshape      # without keepdim: squeezed at the end
+        yield Case(f"max-{tag}", op, lambda a, d=dim, k=keepdim: a.max(d, k).values,
+                   lambda a, d=dim, k=keepdim: a.max(axis=d, keepdims=k), (distinct(2, 3, 4),))
+        yield Case(f"min-{tag}", op, lambda a, d=dim, k=keepdim: a.min(d, k)[0],
+                   lambda a, d=dim, k=keepdim: a.min(axis=d, keepdims=k), (distinct(2, 3, 4),))
+    yield Case("gather-dim1", ops.Gather, lambda a: a.gather(1, GATHER_IDX),
+               lambda a: np.take_along_axis(a, GATHER_IDX, axis=1), (normal(3, 4),))
     for axis, keepdims, corr in [(None, False, 1), (0, False, 0), ((0, 2), True, 1),
                                  (-1, False, 0)]:
         tag = f"axis={axis}-correction={corr}" + ("-keepdims" if keepdims else "")
         yield Case(f"var-{tag}", ops.Var,
-                   lambda a, ax=axis, k=keepdims, c=corr: a.var(ax, k, correction=c),
+                   lambda a, ax=axis, k=keepdims, c=corr: a.var(ax, keepdim=k, correction=c),
                    lambda a, ax=axis, k=keepdims, c=corr: a.var(axis=ax, keepdims=k, ddof=c),
                    (normal(2, 3, 4, scale=2.0, shift=1.0),))
 
@@ -245,6 +274,12 @@ def shape_cases():
                lambda a: a[MASK[:, 0]], (normal(4, 5),))
     yield Case("pad", ops.Pad, lambda a: F.pad(a, ((1, 2), (0, 1))),
                lambda a: np.pad(a, ((1, 2), (0, 1))), (normal(3, 4),))
+    yield Case("pad-flat-torch-order", ops.Pad, lambda a: F.pad(a, (0, 1, 1, 2)),
+               lambda a: np.pad(a, ((1, 2), (0, 1))), (normal(3, 4),))
+    for mode, np_mode in (("reflect", "reflect"), ("replicate", "edge"), ("circular", "wrap")):
+        yield Case(f"pad-{mode}", ops.GetItem, lambda a, m=mode: F.pad(a, (2, 1, 1, 2), mode=m),
+                   lambda a, m=np_mode: np.pad(a, ((0, 0), (0, 0), (1, 2), (2, 1)), mode=m),
+                   (normal(2, 2, 4, 5),))
     yield Case("pad-value", ops.Pad, lambda a: F.pad(a, ((0, 0), (1, 1), (2, 0)), value=0.5),
                lambda a: np.pad(a, ((0, 0), (1, 1), (2, 0)), constant_values=0.5),
                (normal(2, 3, 4),))
@@ -310,6 +345,26 @@ def conv_cases():
             ref = lambda x, w, s=s2, p=p2: conv2d_ref(x, w, None, s, p)
             gens = (normal(*xs), normal(*ws, scale=0.5))
         yield Case(f"conv2d-{name}", F.Conv2d, fn, ref, gens)
+    for name, xs, ws, stride, padding, dilation, groups in [   # PyTorch's positional order
+            ("dilation2", (2, 2, 7, 6), (3, 2, 3, 3), 1, 1, 2, 1),
+            ("dilation(2,1)-s2", (1, 2, 7, 7), (2, 2, 3, 2), 2, 0, (2, 1), 1),
+            ("groups2", (2, 4, 5, 5), (6, 2, 3, 3), 1, 1, 1, 2),
+            ("depthwise", (2, 3, 5, 4), (3, 1, 3, 3), 1, 1, 1, 3),
+            ("groups2-dilation2-s2", (1, 4, 8, 8), (4, 2, 3, 3), 2, 2, 2, 2)]:
+        s2, p2, d2 = (tuple(v) if isinstance(v, tuple) else (v, v)
+                      for v in (stride, padding, dilation))
+        yield Case(f"conv2d-{name}", F.Conv2d,
+                   lambda x, w, b, s=stride, p=padding, d=dilation, g=groups:
+                   F.conv2d(x, w, b, s, p, d, g),
+                   lambda x, w, b, s=s2, p=p2, d=d2, g=groups: conv2d_ref(x, w, b, s, p, d, g),
+                   (normal(*xs), normal(*ws, scale=0.5), normal(ws[0])))
+    for name, xs, k, d, p, st in [("3x3", (2, 2, 4, 5), 3, 1, 0, 1),
+                                  ("2x3-d2-p1-s2", (1, 3, 6, 7), (2, 3), 2, 1, 2)]:
+        pair = lambda v: v if isinstance(v, tuple) else (v, v)
+        yield Case(f"unfold-{name}", F.Unfold,
+                   lambda x, k=k, d=d, p=p, st=st: F.unfold(x, k, d, p, st),
+                   lambda x, k=k, d=d, p=p, st=st: unfold_ref(x, pair(k), pair(d), pair(p),
+                                                               pair(st)), (normal(*xs),))
 
 
 def batch_norm_cases():
@@ -417,7 +472,7 @@ def test_case_ids_are_unique():
 def test_max_ties_split_gradient_evenly(device):
     x = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [0.0, 5.0, 1.0]], dtype=np.float64,
                device=device, requires_grad=True)
-    out = x.max(axis=1)
+    out = x.amax(dim=1)
     np.testing.assert_array_equal(out.numpy(), [3.0, 2.0, 5.0])
     out.backward(np.array([1.0, 3.0, 6.0]))
     np.testing.assert_allclose(host(x.grad), [[0, 0.5, 0.5], [1, 1, 1], [0, 6, 0]], atol=1e-15)
@@ -430,9 +485,26 @@ def test_max_ties_full_reduction_and_keepdims(device):
     np.testing.assert_allclose(host(x.grad), [[0, 1 / 3], [1 / 3, 0], [1 / 3, 0]],
                                atol=1e-15)
     y = Tensor([[2.0, 2.0], [1.0, 7.0]], device=device, requires_grad=True)
-    y.max(axis=0, keepdims=True).backward(np.array([[4.0, 1.0]]))
+    y.amax(0, keepdim=True).backward(np.array([[4.0, 1.0]]))
     assert y.grad.dtype == np.float32
     np.testing.assert_allclose(host(y.grad), [[4.0, 0.0], [0.0, 1.0]], atol=0)
+
+
+def test_max_dim_returns_values_and_indices_and_gives_the_gradient_to_the_index(device):
+    # PyTorch's max(dim): (values, indices); the gradient goes to the returned (first) maximum,
+    # while max() and amax share it between tied elements (checked above)
+    x = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [0.0, 5.0, 1.0]], dtype=np.float64,
+               device=device, requires_grad=True)
+    values, indices = x.max(1)
+    np.testing.assert_array_equal(values.numpy(), [3.0, 2.0, 5.0])
+    np.testing.assert_array_equal(indices.numpy(), [1, 0, 1])
+    assert indices.dtype == np.int64 and not indices.requires_grad
+    values.backward(np.array([1.0, 3.0, 6.0]))
+    np.testing.assert_array_equal(host(x.grad), [[0, 1, 0], [3, 0, 0], [0, 6, 0]])
+    low = x.min(dim=0, keepdim=True)
+    assert low.values.shape == (1, 3) and low.indices.numpy().tolist() == [[2, 1, 2]]
+    with pytest.raises(ValueError, match="exactly"):   # unpacking two rows must not succeed
+        _, _ = (x.max(), None)[0], float(x.max(1).values)
 
 
 def test_gradient_at_kinks_follows_pytorch(device):
@@ -510,9 +582,9 @@ def test_softmax_family_finite_for_huge_logits(dtype, device):
     expected_logp = np.array([[-lse1, -1.0 - lse1, -1e4 - lse1], [-2e4, -1e4, 0.0]])
 
     x = Tensor(logits, dtype=dtype, device=device, requires_grad=True)
-    logp = x.log_softmax(axis=-1)
+    logp = x.log_softmax(dim=-1)
     np.testing.assert_allclose(logp.numpy(), expected_logp, rtol=1e-6)
-    p = x.softmax(axis=-1)
+    p = x.softmax(dim=-1)
     np.testing.assert_allclose(p.numpy(), np.exp(expected_logp), rtol=1e-6, atol=1e-30)
     loss = F.cross_entropy(x, np.array([1, 0]))
     np.testing.assert_allclose(loss.item(), (1.0 + lse1 + 2e4) / 2, rtol=1e-6)
