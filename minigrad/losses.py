@@ -104,7 +104,7 @@ class CrossEntropy(Function):
         shifted = logits - logits.max(axis=1, keepdims=True)
         logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         # where q is 0 the term is 0, also for a logit of -inf (0 * -inf would be nan)
-        losses = -xp.where(q != 0, q * logp, 0).sum(axis=1)
+        losses = -(q * xp.where(q != 0, logp, 0)).sum(axis=1)
         ctx.save_for_backward(logp, q)
         ctx.reduction, ctx.denom = reduction, denom if reduction == "mean" else 1
         return losses if reduction == "none" else losses.sum() / ctx.denom
@@ -309,8 +309,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 # ---- modules -------------------------------------------------------------------------------------
 def _buffer(value):
-    """A class weight as a Buffer (in state_dict, as PyTorch registers it), or None."""
-    return None if value is None else Buffer(value.data if isinstance(value, Tensor) else value)
+    """A class weight as a Buffer (in state_dict, as PyTorch registers it), or None; a Tensor
+    keeps its dtype, an array follows minigrad's rule (floats become float32)."""
+    if isinstance(value, Tensor):
+        return Buffer(value.data, dtype=value.dtype)
+    return None if value is None else Buffer(value)
 
 
 class CrossEntropyLoss(Module):

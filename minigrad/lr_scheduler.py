@@ -105,7 +105,7 @@ class LambdaLR(LRScheduler):
 
 
 class StepLR(LRScheduler):
-    """Multiply the lr by gamma every step_size epochs: lr = initial_lr * gamma^(epoch // step_size)."""
+    """Multiply the lr by gamma every step_size epochs: initial_lr * gamma^(epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if not isinstance(step_size, int) or step_size <= 0:
