@@ -134,7 +134,7 @@ class Optimizer:
             for name, value in entry.items():
                 value = _value(value)
                 if name in self._scalar_state:
-                    restored[name] = _host(value).item() if np.ndim(_host(value)) == 0 else value
+                    restored[name] = _group_value(value)
                     continue
                 if tuple(np.shape(value)) != p.shape:
                     raise ValueError(f"{name.replace('_', ' ')} {i} has shape "
