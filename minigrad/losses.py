@@ -56,8 +56,10 @@ def _rows(input, fn):
     if input.ndim == 0 or input.dtype.kind != "f":
         raise ValueError(f"{fn}: input must be floating-point scores of shape (N, C), (C,) or "
                          f"(N, C, d1, ...), got shape {input.shape} and dtype {input.dtype}")
-    if input.ndim <= 2:
-        return input.reshape(-1, input.shape[-1])
+    if input.ndim == 2:
+        return input
+    if input.ndim == 1:
+        return input.reshape(1, -1)
     axes = (0,) + tuple(range(2, input.ndim)) + (1,)
     return input.permute(axes).reshape(-1, input.shape[1])   # (N, C, d...) -> (N*d..., C)
 
@@ -67,8 +69,10 @@ def _element_shape(input):
     return () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
 
 
-def _index_target(input, target, fn, ignore_index):
-    """Check integer class targets; returns (targets with ignored ones set to 0, kept mask)."""
+def _index_target(input, target, weight, ignore_index, fn):
+    """Check integer class targets. Returns (t, keep, row_weight, denom): the flat targets (an
+    ignored one replaced by class 0), the mask of the kept ones (None: all kept), the weight
+    of each row (weight[t], 0 where ignored) and their sum, the divisor of 'mean'."""
     t = _array_on(target, input, fn, "target")
     if t.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices (or, for cross_entropy, "
@@ -77,43 +81,60 @@ def _index_target(input, target, fn, ignore_index):
     if tuple(t.shape) != _element_shape(input):
         raise ValueError(f"{fn}: input of shape {input.shape} needs a target of shape "
                          f"{_element_shape(input)}, got {tuple(t.shape)}")
-    t = t.reshape(-1)
-    keep = t != ignore_index
+    xp, t = backend.xp_of(t), t.reshape(-1)
     classes = input.shape[-1] if input.ndim == 1 else input.shape[1]
+    if t.size and 0 <= int(t.min()) and int(t.max()) < classes and not (
+            int(t.min()) <= ignore_index <= int(t.max())):       # the common case: none ignored
+        if weight is None:
+            return t, None, xp.ones(len(t), dtype=input.dtype), len(t)
+        return t, None, weight[t], weight[t].sum()
+    keep = t != ignore_index
     bad = keep & ((t < 0) | (t >= classes))
     if bad.any():
         raise IndexError(f"{fn}: target {int(t[bad][0])} is out of bounds for {classes} classes "
                          f"(valid: 0..{classes - 1}, or ignore_index={ignore_index})")
-    return t * keep, keep
+    t = t * keep
+    row_weight = (weight[t] if weight is not None else 1) * keep.astype(input.dtype)
+    return t, keep, row_weight, row_weight.sum()
 
 
 # ---- cross-entropy ------------------------------------------------------------------------------
 class CrossEntropy(Function):
-    """loss_m = -sum_c q[m, c] log softmax(x_m)_c for logits x (M, C) and target weights q.
+    """loss_m = -sum_c q[m, c] log softmax(x_m)_c for logits x (M, C), with target weights
 
-    q is the one-hot target times the class weights, mixed with the uniform target under label
-    smoothing (see cross_entropy). log softmax uses log-sum-exp (max-shifted): no overflow.
+        q[m] = a_m onehot(t_m) + spread[m]
+        a_m        the weight of the class index t_m: (1 - eps) weight[t_m], 0 if ignored
+        spread     None, or (M, C): label smoothing's eps / C weight, or probability targets
+
+    (cross_entropy builds them). log softmax uses log-sum-exp (max-shifted): no overflow.
     reduction 'mean' divides the sum by `denom`, 'sum' takes the sum, 'none' keeps every loss_m.
     VJP: dx_m = (softmax(x_m) sum_c q[m, c] - q[m]) * dout_m (/ denom for 'mean'): the softmax
     minus the target (sum_c q[m, c] = 1 without class weights).
     """
 
     @staticmethod
-    def forward(ctx, logits, q, reduction, denom):
+    def forward(ctx, logits, target, a, spread, reduction, denom):
         xp = ctx.xp
         shifted = logits - logits.max(axis=1, keepdims=True)
         logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        # where q is 0 the term is 0, also for a logit of -inf (0 * -inf would be nan)
-        losses = -(q * xp.where(q != 0, logp, 0)).sum(axis=1)
-        ctx.save_for_backward(logp, q)
+        rows = xp.arange(len(logp))
+        # an ignored row (a = 0) adds 0, even where its stand-in class has a logit of -inf
+        losses = xp.where(a != 0, -a * logp[rows, target], 0)
+        if spread is not None:
+            losses = losses - (spread * logp).sum(axis=1)
+        ctx.save_for_backward(logp, rows, target, a, spread)
         ctx.reduction, ctx.denom = reduction, denom if reduction == "mean" else 1
         return losses if reduction == "none" else losses.sum() / ctx.denom
 
     @staticmethod
     def backward(ctx, dout):
-        logp, q = ctx.saved
-        scale = dout[:, None] if ctx.reduction == "none" else dout / ctx.denom
-        return (ctx.xp.exp(logp) * q.sum(axis=1, keepdims=True) - q) * scale
+        logp, rows, target, a, spread = ctx.saved
+        total = a if spread is None else a + spread.sum(axis=1)        # sum_c q[m, c]
+        dx = ctx.xp.exp(logp) * total[:, None]                         # softmax * sum q
+        dx[rows, target] -= a                                          # minus the one-hot part
+        if spread is not None:
+            dx -= spread
+        return dx * (dout[:, None] if ctx.reduction == "none" else dout / ctx.denom)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -143,19 +164,21 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                              f"{input.shape}, got {probs.shape}")
         if input.ndim > 2:
             probs = xp.moveaxis(probs, 1, -1)             # (N, C, d...) -> (N, d..., C)
-        q = probs.reshape(M, C) * (1 - eps) + eps / C
-        q = q * w if w is not None else q
-        denom = M
+        spread = probs.reshape(M, C) * (1 - eps) + eps / C
+        spread = spread * w if w is not None else spread
+        t, a, denom = xp.zeros(M, dtype=np.int64), xp.zeros(M, dtype=input.dtype), M
     else:
-        t, keep = _index_target(input, target, "cross_entropy", ignore_index)
-        row_weight = (w[t] if w is not None else xp.ones(M, dtype=input.dtype)) * keep
-        q = xp.zeros((M, C), dtype=input.dtype)
-        q[xp.arange(M), t] = (1 - eps) * row_weight       # the (weighted) one-hot
+        t, keep, row_weight, denom = _index_target(input, target, w, ignore_index,
+                                                   "cross_entropy")
+        a, spread = (1 - eps) * row_weight if eps else row_weight, None
         if eps:
-            q += (eps / C) * (w if w is not None else 1) * keep[:, None].astype(input.dtype)
-        denom = row_weight.sum()
-    out = CrossEntropy.apply(logits, q=q, reduction=reduction, denom=denom)
-    return out.reshape(_element_shape(input)) if reduction == "none" else out
+            uniform = (eps / C) * (w if w is not None else xp.ones(C, dtype=input.dtype))
+            mask = keep[:, None] if keep is not None else xp.ones((M, 1), dtype=bool)
+            spread = uniform * mask                       # (M, C): no smoothing where ignored
+    out = CrossEntropy.apply(logits, target=t, a=a, spread=spread, reduction=reduction,
+                             denom=denom)
+    shape = _element_shape(input)
+    return out.reshape(shape) if reduction == "none" and out.shape != shape else out
 
 
 # ---- negative log-likelihood --------------------------------------------------------------------
@@ -190,13 +213,11 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     at integer targets; weight, ignore_index and 'mean' as in cross_entropy."""
     _check_reduction("nll_loss", reduction, size_average, reduce)
     logp = _rows(input, "nll_loss")
-    xp, (M, C) = backend.xp_of(logp.data), logp.shape
-    w = _class_weight(weight, C, input, "nll_loss")
-    t, keep = _index_target(input, target, "nll_loss", ignore_index)
-    row_weight = (w[t] if w is not None else xp.ones(M, dtype=input.dtype)) * keep
-    out = NLL.apply(logp, target=t, row_weight=row_weight, reduction=reduction,
-                    denom=row_weight.sum())
-    return out.reshape(_element_shape(input)) if reduction == "none" else out
+    w = _class_weight(weight, logp.shape[1], input, "nll_loss")
+    t, _, row_weight, denom = _index_target(input, target, w, ignore_index, "nll_loss")
+    out = NLL.apply(logp, target=t, row_weight=row_weight, reduction=reduction, denom=denom)
+    shape = _element_shape(input)
+    return out.reshape(shape) if reduction == "none" and out.shape != shape else out
 
 
 # ---- regression losses ---------------------------------------------------------------------------

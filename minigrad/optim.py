@@ -308,4 +308,4 @@ class AdamW(Adam):
                          decoupled_weight_decay=True)
 
 
-from . import lr_scheduler  # noqa: E402  (minigrad.optim.lr_scheduler, as in torch.optim)
+from . import lr_scheduler  # noqa: E402,F401  (minigrad.optim.lr_scheduler, as in torch.optim)

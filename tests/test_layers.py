@@ -18,6 +18,7 @@ import minigrad
 from minigrad import Tensor, backend, layers
 from minigrad.containers import ModuleDict, ModuleList
 from minigrad.nn import Linear, Module, ReLU
+from minigrad.tensor import Function
 from minigrad.testing import gradcheck
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -137,6 +138,18 @@ def test_gradcheck(name, device):
     x = rng.permutation(np.linspace(0.2, 2.0, int(np.prod(shape)))).reshape(shape)
     x *= rng.choice([-1.0, 1.0], size=shape)
     assert gradcheck(fn, [Tensor(x, dtype=np.float64, device=device)])
+
+
+def _functions_of(module):
+    return {o.__name__ for o in vars(module).values() if isinstance(o, type)
+            and issubclass(o, Function) and o is not Function and o.__module__ == module.__name__}
+
+
+def test_every_layer_op_is_gradchecked():
+    covered = {fn(Tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True))
+               .grad_fn for fn, shape in GRADCHECKS.values()}
+    covered |= {"EmbeddingFn", "DropoutFn"}          # gradchecked in the two tests below
+    assert _functions_of(layers) - covered == set()
 
 
 def test_gradcheck_embedding(device):
