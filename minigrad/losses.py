@@ -83,8 +83,8 @@ def _index_target(input, target, weight, ignore_index, fn):
                          f"{_element_shape(input)}, got {tuple(t.shape)}")
     xp, t = backend.xp_of(t), t.reshape(-1)
     classes = input.shape[-1] if input.ndim == 1 else input.shape[1]
-    if t.size and 0 <= int(t.min()) and int(t.max()) < classes and not (
-            int(t.min()) <= ignore_index <= int(t.max())):       # the common case: none ignored
+    lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
+    if t.size and 0 <= lo and hi < classes and not lo <= ignore_index <= hi:   # none ignored
         if weight is None:
             return t, None, xp.ones(len(t), dtype=input.dtype), len(t)
         return t, None, weight[t], weight[t].sum()
