@@ -91,7 +91,8 @@ def test_loaded_checkpoint_restores_model_and_optimizer(tmp_path):
     assert fresh_opt.param_groups[0]["nesterov"] is True
     assert fresh_opt.param_groups[0]["lr"] == 0.1
     for p, q in zip(fresh.parameters(), model.parameters()):
-        np.testing.assert_array_equal(fresh_opt.state[id(p)], opt.state[id(q)])
+        np.testing.assert_array_equal(fresh_opt.state[p]["momentum_buffer"],
+                                      opt.state[q]["momentum_buffer"])
 
 
 def test_model_on_device_round_trip(tmp_path, device):
