@@ -139,6 +139,14 @@ def rng():
     return _rng
 
 
+def uniform(shape, dtype, device):
+    """U[0, 1) samples on `device`: minigrad's generator on the CPU, the device's own random
+    module elsewhere (both seeded by manual_seed), so no sample crosses the bus."""
+    if device == "cpu":
+        return _rng.random(shape, dtype=dtype)
+    return _DEVICES[device].xp.random.random(shape).astype(dtype)
+
+
 _probe_cuda()   # once, at import: every later check is a dictionary lookup
 
 MALLOC_TUNED = False

@@ -479,7 +479,8 @@ def batch_norm_composite(x, running_mean=None, running_var=None, weight=None, bi
 
 # ---- losses ----------------------------------------------------------------------------------
 class CrossEntropy(Function):
-    """loss = -(1/N) sum_n log softmax(x_n)[t_n], for logits x (N, C) and class indices t (N,).
+    """loss = -(1/N) sum_n log softmax(x_n)[t_n], for logits x (N, C) and class indices t (N,)
+    (F.cross_entropy runs it for the plain mean; losses.py has PyTorch's other options).
 
     log softmax uses log-sum-exp: log sum_j e^{x_j} = max + log sum_j e^{x_j - max}, so large
     logits do not overflow.   VJP (lesson 02): dx = dout * (softmax(x) - onehot(t)) / N.
@@ -502,33 +503,10 @@ class CrossEntropy(Function):
         return dout * (ctx.xp.exp(logp) - onehot) / len(rows), None
 
 
-def cross_entropy(logits, target):
-    """Mean cross-entropy of (N, C) logits against integer class targets of shape (N,)."""
-    target_data = target.data if isinstance(target, Tensor) else target
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy expects (N, C) logits, got shape {logits.shape}")
-    if not hasattr(target_data, "dtype"):
-        target_data = np.asarray(target_data)
-    if target_data.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy expects integer class indices as target, got dtype "
-                        f"{target_data.dtype}; use labels like np.array([3, 0, 7]), not one-hot "
-                        "or float vectors")
-    if target_data.shape != (logits.shape[0],):
-        raise ValueError(f"cross_entropy: logits {logits.shape} need a target of shape "
-                         f"({logits.shape[0]},), got {target_data.shape}")
-    if target_data.size and (target_data.min() < 0 or target_data.max() >= logits.shape[1]):
-        raise ValueError(f"cross_entropy: target values must lie in [0, {logits.shape[1]}) for "
-                         f"{logits.shape[1]} classes, got min {int(target_data.min())} and max "
-                         f"{int(target_data.max())}")
-    target = target if isinstance(target, Tensor) else Tensor(target_data, device=logits.device)
-    return kernels.pick(CrossEntropy).apply(logits, target)
-
-
-def mse_loss(x, target):
-    """Mean squared error, mean((x - target)^2); shapes must match (no silent broadcasting)."""
-    target = _t(target) if not isinstance(target, Tensor) else target
-    if x.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {x.shape} and target shape {target.shape} "
-                         "differ; broadcasting them would silently average the wrong pairs")
-    diff = x - target
-    return (diff * diff).mean()
+# The other losses (and cross_entropy with PyTorch's options), and the functional forms of
+# layers.py. nn is imported first: those files subclass nn.Module, and nn re-exports them.
+from . import nn as _nn  # noqa: E402,F401
+from .layers import (adaptive_avg_pool2d, avg_pool2d, dropout, embedding, gelu,  # noqa: E402,F401
+                     leaky_relu, max_pool2d)
+from .losses import (binary_cross_entropy_with_logits, cross_entropy, l1_loss,  # noqa: E402,F401
+                     mse_loss, nll_loss)

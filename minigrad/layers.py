@@ -47,15 +47,6 @@ class DropoutFn(Function):
         return dout * mask
 
 
-def _uniform(data):
-    """U[0, 1) samples shaped like `data`: minigrad's seeded generator on the CPU, the GPU's
-    own generator (seeded by manual_seed as well) for a GPU array."""
-    xp = backend.xp_of(data)
-    if xp is np:
-        return backend.rng().random(data.shape, dtype=data.dtype)
-    return xp.random.random(data.shape, dtype=data.dtype)
-
-
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only).
 
@@ -72,7 +63,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1:
         mask = data * 0          # zeros of the input's dtype and device (NaN stays NaN, as torch)
     else:
-        mask = (_uniform(data) < 1 - p).astype(data.dtype) / data.dtype.type(1 - p)
+        keep = backend.uniform(data.shape, data.dtype, backend.device_of(data)) < 1 - p
+        mask = keep.astype(data.dtype) / data.dtype.type(1 - p)
     return DropoutFn.apply(input, mask=mask)
 
 

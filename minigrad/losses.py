@@ -1,13 +1,16 @@
 """Loss functions and their modules with PyTorch's semantics: cross-entropy (class weights,
 ignore_index, label smoothing, class-probability targets), NLL, MSE, L1 and BCE-with-logits.
 
-Every loss takes reduction='none' | 'mean' | 'sum'. Cross-entropy is one fused op whose
-backward is softmax minus the (smoothed, weighted) target; the rest are small ops or
-compositions of existing ones.
+Every loss takes reduction='none' | 'mean' | 'sum'. The plain mean cross-entropy of (N, C)
+logits against class indices is lesson 02's op, functional.CrossEntropy (and its fast kernel);
+everything else (weights, ignore_index, smoothing, probabilities, other reductions) is the
+general fused op below, whose backward is softmax minus the (smoothed, weighted) target. The
+other losses are small ops or compositions of existing ones.
 """
 import numpy as np
 
-from . import backend
+from . import backend, kernels
+from . import functional as F
 from .nn import Buffer, Module
 from .tensor import Function, Tensor
 
@@ -99,7 +102,7 @@ def _index_target(input, target, weight, ignore_index, fn):
 
 
 # ---- cross-entropy ------------------------------------------------------------------------------
-class CrossEntropy(Function):
+class WeightedCrossEntropy(Function):
     """loss_m = -sum_c q[m, c] log softmax(x_m)_c for logits x (M, C), with target weights
 
         q[m] = a_m onehot(t_m) + spread[m]
@@ -153,6 +156,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_reduction("cross_entropy", reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if _is_plain(input, target, weight, ignore_index, reduction, label_smoothing):
+        labels = target if isinstance(target, Tensor) else Tensor(target, device=input.device)
+        return kernels.pick(F.CrossEntropy).apply(input, labels)
     logits = _rows(input, "cross_entropy")
     xp, (M, C), eps = backend.xp_of(logits.data), logits.shape, label_smoothing
     w = _class_weight(weight, C, input, "cross_entropy")
@@ -175,10 +181,21 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             uniform = (eps / C) * (w if w is not None else xp.ones(C, dtype=input.dtype))
             mask = keep[:, None] if keep is not None else xp.ones((M, 1), dtype=bool)
             spread = uniform * mask                       # (M, C): no smoothing where ignored
-    out = CrossEntropy.apply(logits, target=t, a=a, spread=spread, reduction=reduction,
-                             denom=denom)
+    out = WeightedCrossEntropy.apply(logits, target=t, a=a, spread=spread, reduction=reduction,
+                                     denom=denom)
     shape = _element_shape(input)
     return out.reshape(shape) if reduction == "none" and out.shape != shape else out
+
+
+def _is_plain(input, target, weight, ignore_index, reduction, label_smoothing):
+    """The textbook case: the mean over N rows of (N, C) logits, valid class indices, nothing
+    weighted, ignored or smoothed (then lesson 02's op computes exactly this loss)."""
+    t = target.data if isinstance(target, Tensor) else target
+    if not (input.ndim == 2 and weight is None and reduction == "mean" and not label_smoothing
+            and backend.is_array(t) and t.dtype.kind in "iu" and t.shape == (input.shape[0],)
+            and t.size and input.dtype.kind == "f"):
+        return False
+    return bool(((t >= 0) & (t < input.shape[1])).all()) and not bool((t == ignore_index).any())
 
 
 # ---- negative log-likelihood --------------------------------------------------------------------

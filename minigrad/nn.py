@@ -501,3 +501,12 @@ class GroupNorm(Module):
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
+
+
+# Layers, containers and loss modules live in their own files (they subclass Module, so they
+# are imported last); re-exported here under PyTorch's names.
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, Dropout, Embedding, GELU,  # noqa: E402,F401
+                     Identity, LeakyReLU, MaxPool2d, Softmax)
+from .containers import ModuleDict, ModuleList  # noqa: E402,F401
+from .losses import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,  # noqa: E402,F401
+                     NLLLoss)
