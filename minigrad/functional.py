@@ -49,8 +49,8 @@ def unsqueeze(x, dim): return _t(x).unsqueeze(dim)
 def permute(x, dims): return _t(x).permute(dims)
 def transpose(x, dim0, dim1): return _t(x).transpose(dim0, dim1)
 def clamp(x, min=None, max=None): return _t(x).clamp(min, max)
-def softmax(x, dim=-1, **kw): return _t(x).softmax(dim, **kw)
-def log_softmax(x, dim=-1, **kw): return _t(x).log_softmax(dim, **kw)
+def softmax(x, dim=None, **kw): return _t(x).softmax(dim, **kw)
+def log_softmax(x, dim=None, **kw): return _t(x).log_softmax(dim, **kw)
 
 
 clip = clamp

@@ -110,7 +110,7 @@ class Module:
         return [m for _, m, _ in self._tree()]
 
     def children(self):
-        return [v for _, v in self._named_members() if isinstance(v, Module)]
+        return [v for _, v in self.named_children()]
 
     def _named_tensors(self, kind, unique=True):
         """[(name, tensor)] of the given kind; a shared (tied) tensor is listed once if unique,
@@ -188,9 +188,36 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (None, PyTorch 2's default) or, with set_to_none=False, zero them."""
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else p.grad * 0
+
+    def apply(self, fn):
+        """Call fn on every sub-module (children first) and on self, e.g. to initialise."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def named_children(self):
+        return [(n, v) for n, v in self._named_members() if isinstance(v, Module)]
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """PyTorch's way to add a buffer; here it is the same as assigning a Buffer."""
+        if not persistent:
+            raise ValueError("register_buffer(persistent=False) is not supported: every "
+                             "buffer is in the state dict; keep a private attribute instead")
+        setattr(self, name, None if tensor is None else Buffer(tensor, dtype=tensor.dtype))
+
+    def register_parameter(self, name, param):
+        setattr(self, name, param)
 
     def to(self, target):
         """Move every parameter and buffer to a device ('cpu'/'cuda') or float dtype, in place.
@@ -216,6 +243,19 @@ class Module:
 
     def double(self):
         return self.to(np.float64)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def _place(self, device, dtype):
+        """The device=/dtype= arguments PyTorch's layers take, applied once they are built."""
+        if dtype is not None:
+            self.to(dtype)
+        if device is not None:
+            self.to(device)
 
     def float(self):
         return self.to(np.float32)
@@ -304,18 +344,28 @@ class Sequential(Module):
         return x
 
 
+def _uniform_fan_in(shape, fan_in):
+    """PyTorch's default for Linear and Conv2d weights and biases: U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5), which works out to that bound)."""
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    return init.uniform(shape, -bound, bound)
+
+
 class Linear(Module):
-    """y = x W^T + b with W of shape (out_features, in_features).
+    """y = x W^T + b with W of shape (out_features, in_features), PyTorch's initialisation."""
 
-    PyTorch's default initialisation: W and b ~ U(-1/sqrt(in_features), 1/sqrt(in_features))
-    (kaiming_uniform with a = sqrt(5), which works out to that bound).
-    """
-
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features)
-        self.weight = Parameter(init.uniform((out_features, in_features), -bound, bound))
-        self.bias = Parameter(init.uniform((out_features,), -bound, bound)) if bias else None
+        self.weight = Parameter(np.zeros((out_features, in_features)))
+        self.bias = Parameter(np.zeros(out_features)) if bias else None
+        self.reset_parameters()
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        for p in (self.weight, self.bias):
+            if p is not None:
+                p.data[...] = backend.to_device(_uniform_fan_in(p.shape, self.in_features),
+                                                p.device)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -326,30 +376,61 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over (N, C, H, W) input; weight (out, in, kh, kw) as in PyTorch.
+    """2-D convolution over (N, C, H, W) input; weight (out, in/groups, kh, kw) as in PyTorch.
 
-    Default initialisation as PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in*kh*kw.
+    padding_mode 'zeros' pads inside the convolution; 'reflect', 'replicate' and 'circular'
+    pad with F.pad first, as PyTorch does. Initialisation as PyTorch's (fan_in = in/groups*kh*kw).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        self.in_channels, self.out_channels = in_channels, out_channels
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
-        kh, kw = self.kernel_size
-        bound = 1 / math.sqrt(in_channels * kh * kw)
-        self.weight = Parameter(init.uniform((out_channels, in_channels, kh, kw), -bound, bound))
-        self.bias = Parameter(init.uniform((out_channels,), -bound, bound)) if bias else None
+        self.stride, self.dilation = F._pair(stride, "stride"), F._pair(dilation, "dilation")
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
+        self.padding_mode = padding_mode
+        self.weight = Parameter(np.zeros((out_channels, in_channels // groups) + self.kernel_size))
+        self.bias = Parameter(np.zeros(out_channels)) if bias else None
+        self.reset_parameters()
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        for p in (self.weight, self.bias):
+            if p is not None:
+                p.data[...] = backend.to_device(_uniform_fan_in(p.shape, fan_in), p.device)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        if self.padding_mode == "zeros" or self.padding in ("valid", (0, 0)):
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        if self.padding == "same":
+            raise ValueError("Conv2d: padding='same' is supported with padding_mode='zeros'")
+        (ph, pw) = self.padding
+        x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
-        # PyTorch's format: padding only when nonzero, bias only when absent
+        # PyTorch's format: only the options that differ from their defaults
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
-        if any(self.padding):
-            text += f", padding={self.padding}"
-        return text if self.bias is not None else text + ", bias=False"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding!r}" if isinstance(self.padding, str) else (
+                f", padding={self.padding}")
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text + (f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros"
+                       else "")
 
 
 class ReLU(Module):
@@ -387,6 +468,13 @@ def _affine_parameters(shape, affine, bias):
     return weight, Parameter(np.zeros(shape)) if affine and bias else None
 
 
+def _reset_affine(weight, bias):
+    if weight is not None:
+        weight.data[...] = 1
+    if bias is not None:
+        bias.data[...] = 0
+
+
 class _BatchNorm(Module):
     """Shared code of BatchNorm1d/2d; PyTorch's semantics exactly (see F.batch_norm).
 
@@ -400,7 +488,7 @@ class _BatchNorm(Module):
     _expected_dims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, *, bias=True):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight, self.bias = _affine_parameters(num_features, affine, bias)
@@ -410,6 +498,18 @@ class _BatchNorm(Module):
             self.num_batches_tracked = Buffer(np.array(0, dtype=np.int64))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+        self._place(device, dtype)
+
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1, no batches counted (as freshly built)."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        _reset_affine(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim not in self._expected_dims:
@@ -455,12 +555,17 @@ class LayerNorm(Module):
     normalized_shape. Built from primitive ops, so autograd derives the backward.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 device=None, dtype=None):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
         self.normalized_shape, self.eps = tuple(shape), eps
         self.elementwise_affine = elementwise_affine
         self.weight, self.bias = _affine_parameters(self.normalized_shape, elementwise_affine,
                                                     bias)
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        _reset_affine(self.weight, self.bias)
 
     def forward(self, x):
         k = len(self.normalized_shape)
@@ -481,13 +586,18 @@ class GroupNorm(Module):
     G = 1 is LayerNorm over (C, H, W), G = C is InstanceNorm. One weight/bias per channel.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None,
+                 *, bias=True):
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups "
                              f"({num_groups})")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
         self.affine = affine
         self.weight, self.bias = _affine_parameters(num_channels, affine, bias)
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        _reset_affine(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_channels:

@@ -164,13 +164,14 @@ class TensorMethods:
 
     clip = clamp
 
-    def softmax(self, dim=-1, **numpy_style):
-        return _ops.Softmax.apply(self, axis=_reduction_args("softmax", dim, False,
-                                                              numpy_style)[0])
+    def softmax(self, dim=None, **numpy_style):
+        """Softmax along dim (the last axis when not given)."""
+        dim = _reduction_args("softmax", dim, False, numpy_style)[0]
+        return _ops.Softmax.apply(self, axis=-1 if dim is None else dim)
 
-    def log_softmax(self, dim=-1, **numpy_style):
-        return _ops.LogSoftmax.apply(self, axis=_reduction_args("log_softmax", dim, False,
-                                                                 numpy_style)[0])
+    def log_softmax(self, dim=None, **numpy_style):
+        dim = _reduction_args("log_softmax", dim, False, numpy_style)[0]
+        return _ops.LogSoftmax.apply(self, axis=-1 if dim is None else dim)
 
     def clone(self):
         """A copy with its own memory that stays in the graph (gradients flow through)."""
