@@ -430,15 +430,16 @@ def chance_message(config, accuracy, steps_per_epoch):
     cause = small_batch_cause(config)
     if cause:
         pass
-    elif steps < 50:
-        cause = (f"it took only {plural(steps, 'SGD step')} ({plural(config['epochs'], 'epoch')}"
-                 f" of {steps_per_epoch}); use a smaller --batch-size or more --epochs")
     elif lr > 1:
         cause = (f"the learning rate (--lr {lr:g}) is probably too high; try "
                  f"--lr {lower_lr(config, 100):g}")
+    elif steps < 20:
+        cause = (f"it took only {plural(steps, 'SGD step')} ({plural(config['epochs'], 'epoch')}"
+                 f" of {steps_per_epoch}); use a smaller --batch-size or more --epochs")
     elif lr < 1e-3:
         cause = (f"the learning rate (--lr {lr:g}) is probably too low for "
-                 f"{plural(config['epochs'], 'epoch')}; try --lr {DEFAULTS['lr']} (the default) or more --epochs")
+                 f"{plural(config['epochs'], 'epoch')}; try --lr {DEFAULTS['lr']} (the default) "
+                 "or more --epochs")
     else:
         cause = (f"the usual cause is the learning rate (--lr {lr:g}); try a few values around "
                  f"{DEFAULTS['lr']} (the default)")
