@@ -7,6 +7,7 @@ real `python -m minigrad` subprocess. Errors must be one line and an exit code, 
 """
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -451,7 +452,7 @@ def test_a_terminal_gets_a_progress_bar(tmp_path):
 
 
 # ---- row: Ctrl-C and --resume -----------------------------------------------------------------
-RESUMABLE = ["--model", "mlp", "--epochs", "5", "--batch-size", "16"]       # 89 steps an epoch
+RESUMABLE = ["--model", "mlp", "--epochs", "6", "--batch-size", "16"]       # 89 steps an epoch
 
 
 def test_sigint_to_a_real_training_process_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -474,7 +475,9 @@ def test_sigint_to_a_real_training_process_then_resume_equals_an_uninterrupted_r
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "Ctrl-C: stopping after this step" in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("minigrad: interrupted at epoch 2, step ")
+    # usually epoch 2; a busy machine may deliver the signal later, which changes nothing below
+    stopped = re.match(r"minigrad: interrupted at epoch (\d), step (\d+) of 89;", last)
+    assert stopped and 2 <= int(stopped[1]) <= 6, last
     assert "checkpoint saved in runs/cut/checkpoint.npz" in last
     assert last.endswith("Resume with: minigrad train --resume runs/cut")
     run_dir = tmp_path / "runs" / "cut"
@@ -484,7 +487,7 @@ def test_sigint_to_a_real_training_process_then_resume_equals_an_uninterrupted_r
 
     resumed = cli("train", "--resume", "runs/cut", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming runs/cut at epoch 2" in resumed.stderr
+    assert f"resuming runs/cut at epoch {stopped[1]}, step {stopped[2]}" in resumed.stderr
     whole = cli("train", *RESUMABLE, "--name", "whole", "--quiet", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     assert_same_weights(run_dir / "model.npz", tmp_path / "runs" / "whole" / "model.npz")
@@ -492,7 +495,7 @@ def test_sigint_to_a_real_training_process_then_resume_equals_an_uninterrupted_r
     b = json.loads((tmp_path / "runs" / "whole" / "metrics.json").read_text())
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a["history"]]
     assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in b["history"]]
-    assert a["status"] == "finished" and len(a["history"]) == 5
+    assert a["status"] == "finished" and len(a["history"]) == 6
     assert os.readlink(tmp_path / "runs" / "latest") == "whole"
 
 
