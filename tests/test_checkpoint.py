@@ -258,3 +258,52 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_notebook_style_resume_is_bit_exact(tmp_path):
+    """README's recipe: model, optimizer, DataLoader and random state saved after step k and
+    loaded into freshly built objects continue exactly like the uninterrupted loop."""
+    from minigrad.checkpoint import rng_state, set_rng_state
+    from minigrad.data import DataLoader
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((50, 1, 4, 4)), rng.integers(0, 3, 50)
+
+    def build():
+        minigrad.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2),
+                              nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+        loader = DataLoader((X, y), batch_size=8, shuffle=True)   # shuffles with backend.rng()
+        return model, opt, loader
+
+    def steps(model, opt, loader, epochs, stop_after=None):
+        done = 0
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+                done += 1
+                if done == stop_after:
+                    return
+
+    whole = build()
+    steps(*whole, epochs=3)
+
+    first = build()
+    steps(*first, epochs=3, stop_after=9)              # epoch 2 (6 batches an epoch), step 3
+    model, opt, loader = first
+    minigrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                   "loader": loader.state_dict(), "rng": rng_state()}, tmp_path / "c.npz")
+
+    model, opt, loader = build()
+    minigrad.manual_seed(7)                            # as in a new session
+    state = minigrad.load(tmp_path / "c.npz")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    loader.load_state_dict(state["loader"])
+    set_rng_state(state["rng"])
+    steps(model, opt, loader, epochs=2)                # the rest of epoch 2, then epoch 3
+    expected = whole[0].state_dict()
+    for key, value in model.state_dict().items():
+        assert host(value.data).tobytes() == host(expected[key].data).tobytes(), key
