@@ -1,9 +1,10 @@
 """The command line: `minigrad info` and `minigrad train`.
 
-Most checks run in-process through minigrad.__main__.main (fast); every behaviour the user meets
-at the shell (issue 14's table: bad output folders, second runs, unhealthy runs, Ctrl-C and
---resume, batch sizes, --data-dir, --help, redirected output, install hints) is also checked in a
-real `python -m minigrad` subprocess. Errors must be one line and an exit code, never a traceback.
+Most checks run in-process through minigrad.__main__.main (fast; the run itself lives in
+minigrad/runs.py); every behaviour the user meets at the shell (issue 14's table: bad output
+folders, second runs, unhealthy runs, Ctrl-C and --resume, batch sizes, --data-dir, --help,
+redirected output, install hints) is also checked in a real `python -m minigrad` subprocess.
+Errors must be one line and an exit code, never a traceback.
 """
 import json
 import os
@@ -20,8 +21,8 @@ import pytest
 
 import minigrad
 from minigrad import backend, optim
-from minigrad.__main__ import (DEFAULTS, FIXED_BY_RESUME, build_model, evaluate, main,
-                               make_parser)
+from minigrad.__main__ import FIXED_BY_RESUME, main, make_parser
+from minigrad.runs import DEFAULTS, build_model, evaluate
 from minigrad.data import load_digits, write_idx
 
 REPO = Path(__file__).resolve().parent.parent
