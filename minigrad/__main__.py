@@ -114,7 +114,7 @@ def check_device(device):
 
 
 def check_data_dir(config):
-    """The number of training images, read from file headers only."""
+    """The number of training images (for MNIST and Fashion-MNIST from the file headers)."""
     from . import data
     if config["data"] == "digits":
         return len(data.load_digits("train")[1])
