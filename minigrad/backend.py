@@ -70,11 +70,12 @@ def check_device(device):
     name = "cpu" if device is None else str(device)
     name = "cuda" if name in ("cuda:0", "gpu") else name
     if name == "cuda" and not cuda_available():
+        from .install import cuda_install_hint
         raise RuntimeError(
             f"device 'cuda' was requested but is not usable: {_cuda_reason}. "
-            "Install the CuPy build matching your CUDA driver: pip install 'minigrad[cuda12]' "
-            "(CUDA 12.x) or 'minigrad[cuda13]' (CUDA 13.x); `nvidia-smi` shows the driver's "
-            "CUDA version and `python -m minigrad info` shows what minigrad found.")
+            f"To install the CuPy build matching your CUDA driver, {cuda_install_hint()}; "
+            "`nvidia-smi` shows the driver's CUDA version and `python -m minigrad info` shows "
+            "what minigrad found.")
     if name not in _DEVICES and name != "cuda":
         known = ("cpu", "cuda") + tuple(n for n in _DEVICES if n not in ("cpu", "cuda"))
         raise ValueError(f"unknown device {device!r}; expected one of {known}")

@@ -1,8 +1,12 @@
-"""Saving and loading state dicts as .npz files, with pickling disabled.
+"""Saving and loading state dicts as .npz files, with pickling disabled, and the random state.
 
 A checkpoint written by `save` holds only arrays (np.load(allow_pickle=False) reads it back),
-so loading one can never run code. Nested dicts are stored with '/'-joined keys.
+so loading one can never run code. Nested dicts are stored with '/'-joined keys (an empty dict
+as its name and a trailing '/'). `rng_state` / `set_rng_state` capture minigrad's random
+generators: with model.state_dict(), optimizer.state_dict() and DataLoader.state_dict() they
+are what a checkpoint needs to resume training exactly.
 """
+import json
 import os
 import tempfile
 
@@ -15,12 +19,12 @@ from .tensor import Tensor
 def _flatten(obj, prefix, out):
     for key, value in obj.items():
         key = str(key)
-        if "/" in key:
-            raise ValueError(f"checkpoint keys may not contain '/': {key!r}")
+        if "/" in key or not key:
+            raise ValueError(f"checkpoint keys may not be empty or contain '/': {key!r}")
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            if not value:
-                raise ValueError(f"cannot save the empty dict at {name!r}")
+        if isinstance(value, dict) and not value:
+            out[name + "/"] = np.zeros(0)       # a trailing '/' marks an empty dict (no leaf)
+        elif isinstance(value, dict):
             _flatten(value, name + "/", out)
         else:
             try:
@@ -45,6 +49,9 @@ def save(state, path):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)         # what open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
@@ -63,8 +70,32 @@ def load(path):
             node = out
             for p in parents:
                 node = node.setdefault(p, {})
+            if leaf == "":                         # the marker of an empty dict: nothing more
+                continue
             if array.dtype.kind in "US":           # text comes back as str / list of str
                 node[leaf] = array.item() if array.ndim == 0 else array.tolist()
             else:
                 node[leaf] = Tensor(array, dtype=array.dtype)
     return out
+
+
+def rng_state():
+    """The state of the CPU random generators minigrad draws from, as a dict `save` can store:
+
+    "minigrad": backend.rng() (initialisers, and DataLoader shuffling without a seed) and
+    "numpy": NumPy's legacy global generator (np.random.seed), each as JSON text.
+    CuPy's generator is not included: minigrad draws its random numbers on the CPU.
+    """
+    legacy = np.random.get_state(legacy=False)
+    legacy["state"]["key"] = legacy["state"]["key"].tolist()      # uint32 array -> JSON list
+    return {"minigrad": json.dumps(backend.rng().bit_generator.state),
+            "numpy": json.dumps(legacy)}
+
+
+def set_rng_state(state):
+    """Put the generators back to a state from rng_state() (also after a save/load round trip):
+    the random numbers drawn afterwards are the ones drawn after rng_state() was taken."""
+    backend.rng().bit_generator.state = json.loads(state["minigrad"])
+    legacy = json.loads(state["numpy"])
+    legacy["state"]["key"] = np.array(legacy["state"]["key"], dtype=np.uint32)
+    np.random.set_state(legacy)

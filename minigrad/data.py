@@ -1,10 +1,12 @@
 """Datasets that need no download, a DataLoader that batches them into Tensors, and an IDX reader.
 
-`load_digits` splits scikit-learn's bundled 8x8 digits; `load_mnist` reads MNIST / Fashion-MNIST
-files that you downloaded yourself (minigrad never fetches data). Arrays stay NumPy until the
-DataLoader wraps each batch in a `Tensor` on the device you ask for.
+`load_digits` splits the 8x8 digits that ship inside this package (minigrad/datasets/digits.npz);
+`load_mnist` reads MNIST / Fashion-MNIST files that you downloaded yourself (minigrad never
+fetches data). Arrays stay NumPy until the DataLoader wraps each batch in a `Tensor` on the
+device you ask for; the loader's shuffling state can be saved and restored (`state_dict`).
 """
 import gzip
+import json
 import math
 import struct
 from pathlib import Path
@@ -14,34 +16,42 @@ import numpy as np
 from . import backend
 from .tensor import Tensor
 
-# ---- the 8x8 digits (ship inside scikit-learn) -----------------------------------------------
+# ---- the 8x8 digits (ship inside this package) -----------------------------------------------
 
 DIGITS_SPLITS = ("train", "test", "all")
+DIGITS_FILE = Path(__file__).resolve().parent / "datasets" / "digits.npz"
+DIGITS_DESCRIPTION = """\
+The 8x8 digits are the test partition (1,797 images) of the UCI "Optical Recognition of
+Handwritten Digits" data set by E. Alpaydin and C. Kaynak (1998), CC BY 4.0,
+https://doi.org/10.24432/C50P49. 43 people filled in preprinted forms; NIST's preprocessing
+programs extracted normalized 32x32 bitmaps, and each non-overlapping 4x4 block was replaced by
+its count of "on" pixels: an 8x8 image of integers 0..16, smaller and less sensitive to small
+distortions. minigrad ships them as minigrad/datasets/digits.npz (see the README.md there)."""
 
 
 def load_digits(split="train", seed=0, test_fraction=0.2):
-    """The 1,797 8x8 handwritten digits as `(images, labels)` NumPy arrays.
+    """The 1,797 8x8 handwritten digits as `(images, labels)` NumPy arrays (DIGITS_DESCRIPTION
+    says where they come from).
 
-    images: float32 (N, 1, 8, 8). scikit-learn stores pixels as integers 0..16; we divide by 16
+    images: float32 (N, 1, 8, 8). The file stores pixels as integers 0..16; we divide by 16
             so every pixel lies in [0, 1]. The same fixed rule scales train and test, so nothing
             about the test set can leak into training.
     labels: int64 (N,), the digit 0..9.
 
     The split is stratified (each digit keeps the same share in both parts) and fixed by `seed`:
     the defaults seed=0, test_fraction=0.2 give 1,438 train and 359 test images, identical on
-    every call and machine. split="all" returns all 1,797 in scikit-learn's order.
+    every call and machine. split="all" returns all 1,797 in the file's order (which is
+    scikit-learn's load_digits order).
     """
     if split not in DIGITS_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {DIGITS_SPLITS}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    # Imported here, not at the top: scikit-learn takes a second to import and only this needs it.
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    bunch = sklearn_digits()
-    images = (bunch.images / 16.0).astype(np.float32)
+    with np.load(DIGITS_FILE, allow_pickle=False) as f:
+        raw_images, raw_labels = f["images"], f["labels"]
+    images = (raw_images / 16.0).astype(np.float32)
     images = images.reshape(-1, 1, 8, 8)                   # (N, 8, 8) -> (N, 1, 8, 8): one channel
-    labels = bunch.target.astype(np.int64)
+    labels = raw_labels.astype(np.int64)
     if split == "all":
         return images, labels
 
@@ -97,6 +107,12 @@ class DataLoader:
 
     Each batch is a tuple of `Tensor(array, device=device)`: float arrays become float32 and
     integer labels keep their dtype (int64 from the loaders in this module).
+
+    To stop and resume training exactly, save `state_dict()` after a step and give it to
+    `load_state_dict` of a loader over the same dataset: its next `for` loop hands out the rest
+    of the interrupted epoch in the same order, and later epochs draw the same permutations as
+    an uninterrupted loader would. With seed=None the order comes from minigrad's global
+    generator; save that with minigrad.checkpoint.rng_state() as well.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
@@ -112,6 +128,9 @@ class DataLoader:
         self.device = backend.check_device(device)
         # One generator for the loader's whole life: epoch k continues where epoch k-1 stopped.
         self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._order = None         # the sample order of the epoch being handed out
+        self._position = 0         # how many of its batches have been handed out
+        self._resume = None        # (order, position) from load_state_dict, for the next loop
 
     def __len__(self):
         """The number of batches in one epoch."""
@@ -120,16 +139,56 @@ class DataLoader:
         return math.ceil(len(self.dataset) / self.batch_size)
 
     def __iter__(self):
-        n = len(self.dataset)
-        if self.shuffle:
-            # backend.rng() is looked up per epoch because manual_seed replaces that generator.
-            rng = self._rng if self._rng is not None else backend.rng()
-            order = rng.permutation(n)
+        if self._resume is not None:
+            order, start = self._resume
+            self._resume = None
         else:
-            order = np.arange(n)
-        for b in range(len(self)):
+            order, start = self._new_order(), 0
+        self._order = order
+        for b in range(start, len(self)):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            self._position = b + 1         # counted before the yield: the batch is handed out
             yield tuple(Tensor(a, device=self.device) for a in self._fetch(index))
+
+    def _new_order(self):
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        # backend.rng() is looked up per epoch because manual_seed replaces that generator.
+        rng = self._rng if self._rng is not None else backend.rng()
+        return rng.permutation(n)
+
+    def state_dict(self):
+        """Where the loader stands, as a dict minigrad.save can store:
+
+        batch_size: int; order: the current epoch's sample order (int64, empty before the first
+        epoch); position: how many of its batches were handed out; rng: the state of the loader's
+        own shuffling generator as JSON text ("" with seed=None).
+        """
+        order = self._order if self._order is not None else np.zeros(0, dtype=np.int64)
+        rng = json.dumps(self._rng.bit_generator.state) if self._rng is not None else ""
+        return {"batch_size": self.batch_size, "order": np.asarray(order, dtype=np.int64),
+                "position": self._position, "rng": rng}
+
+    def load_state_dict(self, state):
+        """Continue from a state_dict() of a loader with the same dataset, batch size and seed
+        kind: the next `for` loop finishes the saved epoch (a finished one starts the next)."""
+        batch_size, position = int(_plain(state["batch_size"])), int(_plain(state["position"]))
+        order, rng = np.asarray(_plain(state["order"]), dtype=np.int64), state["rng"]
+        if batch_size != self.batch_size:
+            raise ValueError(f"loader state is for batch_size {batch_size}, this loader has "
+                             f"batch_size {self.batch_size}")
+        if len(order) not in (0, len(self.dataset)):
+            raise ValueError(f"loader state orders {len(order)} samples, this dataset has "
+                             f"{len(self.dataset)}")
+        if bool(rng) != (self._rng is not None):
+            raise ValueError("loader state and this loader disagree on seed: one was made with "
+                             "seed=None, the other with a seed")
+        if rng:
+            self._rng.bit_generator.state = json.loads(rng)
+        self._order, self._position = (order if len(order) else None), position
+        unfinished = len(order) > 0 and position < len(self)
+        self._resume = (order, position) if unfinished else None
 
     def _fetch(self, index):
         """The arrays of one batch: a single fancy index for ArrayDataset, else stack samples."""
@@ -138,6 +197,11 @@ class DataLoader:
         samples = [self.dataset[int(i)] for i in index]
         samples = [s if isinstance(s, tuple) else (s,) for s in samples]
         return tuple(np.stack(column) for column in zip(*samples))
+
+
+def _plain(value):
+    """A number or array from a state dict, also when minigrad.load made it a Tensor."""
+    return backend.to_numpy(value.data) if isinstance(value, Tensor) else value
 
 
 # ---- IDX files (the MNIST format) ------------------------------------------------------------
@@ -181,6 +245,25 @@ def read_idx(path):
     return data.astype(dtype.newbyteorder("="))           # big-endian -> native, and writable
 
 
+def idx_shape(path):
+    """The shape an IDX file declares in its header, without reading the data."""
+    path = Path(path)
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in IDX_DTYPES:
+                raise ValueError(f"{path} is not an IDX file: bad magic number "
+                                 f"{head.hex(' ')!r}")
+            dims = f.read(4 * head[3])
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: damaged gzip data ({exc})") from None
+    if len(dims) < 4 * head[3]:
+        raise ValueError(f"{path} is truncated: its header declares {head[3]} dimensions")
+    return struct.unpack(f">{head[3]}I", dims)
+
+
 def write_idx(path, array):
     """Write `array` as an IDX file (gzip-compressed when `path` ends in .gz).
 
@@ -220,6 +303,17 @@ def _find_file(data_dir, name, kind):
         f"{kind}: found neither {name} nor {name}.gz in {data_dir}. minigrad does not download "
         f"data; fetch the four files ({', '.join(n for pair in MNIST_FILES.values() for n in pair)}"
         f", each with or without .gz) from {MNIST_SOURCES[kind]} into that folder.")
+
+
+def mnist_size(data_dir, split="train", kind="mnist"):
+    """How many images `load_mnist(data_dir, split, kind)` would return, from the labels file's
+    header alone (a FileNotFoundError says which files to fetch, as load_mnist does)."""
+    if split not in MNIST_FILES:
+        raise ValueError(f"unknown split {split!r}; expected one of {tuple(MNIST_FILES)}")
+    data_dir = Path(data_dir)
+    image_name, label_name = MNIST_FILES[split]
+    _find_file(data_dir, image_name, kind)
+    return idx_shape(_find_file(data_dir, label_name, kind))[0]
 
 
 def load_mnist(data_dir, split="train", kind="mnist"):

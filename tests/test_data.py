@@ -5,15 +5,17 @@ The `device` fixture comes from conftest.py.
 """
 import collections
 import gzip
+import hashlib
+import json
 
 import numpy as np
 import pytest
 
 import minigrad
-from minigrad.data import (ArrayDataset, DataLoader, load_digits, load_mnist, read_idx,
-                           write_idx)
+from minigrad.data import (DIGITS_DESCRIPTION, DIGITS_FILE, ArrayDataset, DataLoader, idx_shape,
+                           load_digits, load_mnist, mnist_size, read_idx, write_idx)
 
-DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]   # scikit-learn's class sizes
+DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]   # images of each digit
 
 
 # ---- digits ----------------------------------------------------------------------------------
@@ -29,13 +31,58 @@ def test_digits_shapes_dtypes_and_range():
         assert set(labels.tolist()) == set(range(10))
 
 
-def test_digits_all_matches_scikit_learn():
-    from sklearn.datasets import load_digits as sklearn_digits
-    bunch = sklearn_digits()
+# sha256 of the shipped file's arrays (images bytes, then labels bytes), uint8: any change to
+# minigrad/datasets/digits.npz must be deliberate.
+DIGITS_SHA256 = "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a826"
+# The default split as load_digits computed it from scikit-learn's copy, before the digits moved
+# into the package: the move must not change a single image or label.
+TEST_IMAGES_SHA256 = "ba1df66f2044f85a3917fc9b55b11f55a16eb16b7552c9cc3a40e6b798c5f593"
+TRAIN_LABELS_SHA256 = "623f476e17fdfbd83fa261cb3fa9d9f911a880784baf9cbc5bd06580e6f356ca"
+
+
+def test_digits_file_is_the_recorded_one_and_small():
+    with np.load(DIGITS_FILE, allow_pickle=False) as f:
+        assert sorted(f.files) == ["images", "labels"]
+        images, labels = f["images"], f["labels"]
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8
+    assert labels.shape == (1797,) and labels.dtype == np.uint8
+    assert hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest() == DIGITS_SHA256
+    assert images.max() == 16 and labels.max() == 9
+    assert DIGITS_FILE.stat().st_size < 120_000                # compressed: about 45 KB
+    np.testing.assert_array_equal(load_digits("all")[0][:, 0] * 16, images)
+    np.testing.assert_array_equal(load_digits("all")[1], labels)
+
+
+def test_digits_source_and_licence_are_stated():
+    readme = (DIGITS_FILE.parent / "README.md").read_text()
+    for text in (readme, DIGITS_DESCRIPTION):
+        assert "Alpaydin" in text and "Kaynak" in text and "CC BY 4.0" in text
+        assert "10.24432/C50P49" in text
+    assert "1,797" in DIGITS_DESCRIPTION and "make_digits.py" in readme
+
+
+def test_digits_all_matches_scikit_learn_when_installed():
+    """scikit-learn is no dependency; where it is installed, the shipped copy must equal it."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    bunch = sklearn_datasets.load_digits()
     images, labels = load_digits("all")
     np.testing.assert_array_equal(images[:, 0] * 16, bunch.images)
     np.testing.assert_array_equal(labels, bunch.target)
-    np.testing.assert_array_equal(np.bincount(labels), DIGIT_COUNTS)
+
+
+def test_digit_class_counts():
+    np.testing.assert_array_equal(np.bincount(load_digits("all")[1]), DIGIT_COUNTS)
+
+
+def test_digits_split_is_the_one_minigrad_always_had():
+    """The split computed on the shipped file equals the one from scikit-learn's copy: the
+    first and last test and train labels and a checksum of the test images, recorded before
+    the move."""
+    x_test, y_test = load_digits("test")
+    x_train, y_train = load_digits("train")
+    assert (len(y_train), len(y_test)) == (1438, 359)
+    assert hashlib.sha256(x_test.tobytes()).hexdigest() == TEST_IMAGES_SHA256
+    assert hashlib.sha256(y_train.tobytes()).hexdigest() == TRAIN_LABELS_SHA256
 
 
 def _sample_keys(images, labels):
@@ -192,6 +239,72 @@ def test_loader_bad_arguments():
         DataLoader((np.zeros((10, 2)), np.zeros(9)), batch_size=2)
 
 
+def _labels_of_epochs(loader, epochs):
+    return [[yb.numpy().tolist() for _, yb in loader] for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("seed", [11, None], ids=["own_seed", "global_generator"])
+@pytest.mark.parametrize("stop_after", [0, 2, 4, 5], ids=["before", "mid", "last", "next"])
+def test_loader_state_dict_resumes_the_same_order(seed, stop_after, tmp_path):
+    """Stopping after `stop_after` batches of epoch 2 (of 5 per epoch), saving the state with
+    minigrad.save and loading it into a new loader continues exactly like an uninterrupted
+    loader: the rest of epoch 2, then epochs 3 and 4."""
+    from minigrad.checkpoint import rng_state, set_rng_state
+    minigrad.manual_seed(3)
+    reference = DataLoader(_toy(23), batch_size=4, shuffle=True, drop_last=True, seed=seed)
+    expected = _labels_of_epochs(reference, 4)
+    assert len(reference) == 5
+
+    minigrad.manual_seed(3)
+    first = DataLoader(_toy(23), batch_size=4, shuffle=True, drop_last=True, seed=seed)
+    got = _labels_of_epochs(first, 1)
+    epoch2 = []
+    if stop_after:
+        for _, yb in first:
+            epoch2.append(yb.numpy().tolist())
+            if len(epoch2) == stop_after:
+                break
+    minigrad.save({"loader": first.state_dict(), "rng": rng_state()}, tmp_path / "s.npz")
+
+    minigrad.manual_seed(99)                       # a fresh process would start elsewhere
+    second = DataLoader(_toy(23), batch_size=4, shuffle=True, drop_last=True, seed=seed)
+    state = minigrad.load(tmp_path / "s.npz")
+    second.load_state_dict(state["loader"])
+    set_rng_state(state["rng"])
+    if stop_after < 5:
+        epoch2 += [yb.numpy().tolist() for _, yb in second]
+        got.append(epoch2)
+    else:                                          # epoch 2 was finished: go on with epoch 3
+        got.append(epoch2)
+    got += _labels_of_epochs(second, 4 - len(got))
+    assert got == expected
+
+
+def test_loader_state_dict_contents_and_mismatches():
+    loader = DataLoader(_toy(10), batch_size=3, shuffle=True, seed=0)
+    state = loader.state_dict()
+    assert state["position"] == 0 and state["order"].shape == (0,) and state["batch_size"] == 3
+    assert json.loads(state["rng"])["bit_generator"] == "PCG64"
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    assert state["position"] == 1 and sorted(state["order"].tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="batch_size 3, this loader has batch_size 2"):
+        DataLoader(_toy(10), batch_size=2, shuffle=True, seed=0).load_state_dict(state)
+    with pytest.raises(ValueError, match="orders 10 samples, this dataset has 12"):
+        DataLoader(_toy(12), batch_size=3, shuffle=True, seed=0).load_state_dict(state)
+    with pytest.raises(ValueError, match="seed=None"):
+        DataLoader(_toy(10), batch_size=3, shuffle=True).load_state_dict(state)
+
+
+def test_breaking_out_of_an_epoch_does_not_carry_over():
+    """As in PyTorch, a new `for` loop starts a new epoch; only load_state_dict resumes one."""
+    loader = DataLoader(_toy(9), batch_size=3)
+    for _ in loader:
+        break
+    assert _epoch_labels(loader) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
 # ---- IDX ------------------------------------------------------------------------------------
 
 IDX_CASES = [
@@ -317,3 +430,26 @@ def test_load_mnist_bad_arguments_and_mismatched_files(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
     with pytest.raises(ValueError, match="expected 4 labels"):
         load_mnist(tmp_path)
+
+
+def test_idx_shape_reads_only_the_header(tmp_path):
+    write_idx(tmp_path / "a-idx3-ubyte", np.zeros((5, 3, 4), dtype=np.uint8))
+    write_idx(tmp_path / "b.gz", np.zeros(7, dtype=np.int16))
+    assert idx_shape(tmp_path / "a-idx3-ubyte") == (5, 3, 4)
+    assert idx_shape(tmp_path / "b.gz") == (7,)
+    (tmp_path / "c").write_bytes(b"\x00\x00\x08\x02\x00\x00")        # dims cut short
+    with pytest.raises(ValueError, match="truncated"):
+        idx_shape(tmp_path / "c")
+    (tmp_path / "d").write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        idx_shape(tmp_path / "d")
+
+
+def test_mnist_size_counts_without_loading(tmp_path):
+    _fake_mnist(tmp_path, "train", 12, gz=False, seed=0)
+    _fake_mnist(tmp_path, "test", 5, gz=True, seed=1)
+    assert mnist_size(tmp_path, "train") == 12
+    assert mnist_size(tmp_path, "test", "fashion-mnist") == 5
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
+        mnist_size(tmp_path, "test")

@@ -2,15 +2,20 @@
 
 The script is not part of the package, so it is loaded from its path. The end-to-end test builds
 the learner copy of lesson 11 and runs it: it must stop at the first unsolved exercise with the
-"is not solved yet" message.
+"is not solved yet" message. The copies land inside lessons/, are never overwritten, and the
+README's test command never collects them.
 """
 import importlib.util
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+REPO = Path(__file__).resolve().parent.parent
+LESSONS = REPO / "lessons"
 NOTEBOOKS = sorted(LESSONS.glob("*.ipynb"))
 
 
@@ -160,3 +165,75 @@ def test_learner_copy_of_lesson_11_fails_with_not_solved_message(tmp_path):
     message = str(info.value)
     assert "NotImplementedError" in message
     assert "exercise 11.1 is not solved yet" in message
+
+
+# ---- where the copies go, and that a learner's work is never overwritten -----------------------
+def run_tool(*args):
+    proc = subprocess.run([sys.executable, str(LESSONS / "make_learner_copies.py"), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_copies_go_inside_lessons_where_jupyterlab_shows_them():
+    assert tool.DEFAULT_OUT == LESSONS / "my-work"
+    assert "lessons/my-work/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_a_second_run_leaves_existing_copies_alone_and_makes_missing_ones(tmp_path):
+    out = tmp_path / "work"
+    first = run_tool("--out", str(out))
+    assert f"Learner copies are in {out}" in first
+    assert first.count("  made  ") == len(NOTEBOOKS)
+    assert (out / tool.MARKER).is_file()
+    solved = out / NOTEBOOKS[0].name
+    solved.write_text(solved.read_text() + " ")         # the learner's work
+    mine = solved.read_text()
+    (out / NOTEBOOKS[1].name).unlink()                  # a copy the learner deleted
+
+    second = run_tool("--out", str(out))
+    assert solved.read_text() == mine
+    assert f"  made        {NOTEBOOKS[1].name}" in second
+    assert f"  left alone  {NOTEBOOKS[0].name}" in second
+    assert f"{len(NOTEBOOKS) - 1} copies existed and may hold your work" in second
+    assert "--force" in second
+    assert not list(out.glob("backup-*"))
+
+
+def test_force_backs_up_every_copy_it_replaces(tmp_path):
+    out = tmp_path / "work"
+    run_tool("--out", str(out))
+    solved = out / NOTEBOOKS[0].name
+    solved.write_text(solved.read_text() + " ")
+    mine = solved.read_text()
+    forced = run_tool("--out", str(out), "--force")
+    (backup,) = out.glob("backup-*")
+    assert (backup / NOTEBOOKS[0].name).read_text() == mine
+    assert sorted(p.name for p in backup.iterdir()) == sorted(p.name for p in NOTEBOOKS)
+    assert solved.read_text() != mine and "is not solved yet" in solved.read_text()
+    assert f"  replaced    {NOTEBOOKS[0].name}" in forced and str(backup) in forced
+    run_tool("--out", str(out), "--force")              # a second backup never overwrites one
+    assert len(list(out.glob("backup-*"))) == 2
+
+
+def test_the_test_command_never_collects_learner_copies(tmp_path):
+    """`pytest --nbmake tests lessons` in a copy of the repository's test setup, with learner
+    copies in lessons/my-work, in a folder of another name, and in one whose marker is gone:
+    only the shipped lesson (and the unmarked stray copy) is collected."""
+    pytest.importorskip("nbmake")
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    shutil.copy(NOTEBOOKS[0], lessons / NOTEBOOKS[0].name)
+    for folder in ("my-work", "mine"):
+        run_tool("--lessons", str(lessons), "--out", str(lessons / folder))
+    run_tool("--lessons", str(lessons), "--out", str(lessons / "stray"))
+    (lessons / "stray" / tool.MARKER).unlink()
+    (lessons / "my-work" / tool.MARKER).unlink()        # the default folder is skipped anyway
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbmake",
+                           "-p", "no:cacheprovider", "lessons"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    collected = [line for line in proc.stdout.splitlines() if ".ipynb::" in line]
+    assert collected == [f"lessons/{NOTEBOOKS[0].name}::{NOTEBOOKS[0].name}",
+                         f"lessons/stray/{NOTEBOOKS[0].name}::{NOTEBOOKS[0].name}"], proc.stdout
