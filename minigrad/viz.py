@@ -219,7 +219,7 @@ def _layout(nodes, edges):
 
 
 def _bends(edges):
-    """A curvature per edge: repeated edges (x used twice by one op) fan out, others are straight."""
+    """A curvature per edge: repeated edges (x used twice by one op) fan out, the rest are straight."""
     count, seen, out = {}, {}, []
     for e in edges:
         count[e] = count.get(e, 0) + 1
@@ -268,7 +268,7 @@ def _draw_matplotlib(g, ax=None):
     return ax.figure
 
 
-# ---- SVG ------------------------------------------------------------------------------------------
+# ---- SVG ----------------------------------------------------------------------------------------
 _CHAR_W, _LINE_H, _PAD = 6.6, 14.0, 8.0      # pixels per character and per line of 11px text
 
 

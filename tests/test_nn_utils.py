@@ -1,4 +1,4 @@
-"""minigrad.nn_utils: BatchNorm folding and update_bn, against PyTorch and against the unfused model.
+"""minigrad.nn_utils: BatchNorm folding and update_bn, against PyTorch and the unfused model.
 
 PyTorch's results are in tests/fixtures/nn_utils.npz, written by
 tests/fixtures/make_nn_utils_fixtures.py (its docstring lists the keys). Each fixture case runs in
@@ -261,7 +261,8 @@ def test_update_bn_without_batchnorm_does_nothing():
 
 
 def test_update_bn_restores_momentum_and_mode_when_a_batch_fails():
-    model = nn.Sequential(nn.BatchNorm1d(2, momentum=0.2), nn.BatchNorm1d(2, track_running_stats=False))
+    model = nn.Sequential(nn.BatchNorm1d(2, momentum=0.2),
+                          nn.BatchNorm1d(2, track_running_stats=False))
     model.eval()
     batches = [Tensor(np.ones((4, 2), np.float32)), Tensor(np.ones((1, 2), np.float32))]
     with pytest.raises(ValueError, match="Expected more than 1 value per channel"):

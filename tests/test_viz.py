@@ -177,7 +177,8 @@ def test_svg_escapes_markup_in_names():
 def test_lesson_01_value_objects():
     class Value:                                 # the scalar engine of lesson 01, reduced
         def __init__(self, data, parents=(), op="", label=""):
-            self.data, self.grad, self._parents, self._op, self.label = data, 0.0, parents, op, label
+            self.data, self.grad, self._parents, self._op = data, 0.0, parents, op
+            self.label = label
 
         def __mul__(self, other):
             return Value(self.data * other.data, (self, other), "*")
