@@ -219,7 +219,7 @@ def _layout(nodes, edges):
 
 
 def _bends(edges):
-    """A curvature per edge: repeated edges (x used twice by one op) fan out, the rest are straight."""
+    """A curvature per edge: an input used twice by one op (x * x) fans out, the rest are straight."""
     count, seen, out = {}, {}, []
     for e in edges:
         count[e] = count.get(e, 0) + 1
