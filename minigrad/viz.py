@@ -54,6 +54,10 @@ class Graph:
     def _repr_svg_(self):          # Jupyter displays a Graph as this picture
         return self.svg()
 
+    def __repr__(self):
+        ops = sum(n.kind == "op" for n in self.nodes)
+        return f"<autograd graph: {len(self.nodes)} nodes ({ops} ops), {len(self.edges)} edges>"
+
 
 def graph(root, names=None):
     """The autograd graph that produced `root`, as a laid-out Graph.
@@ -219,7 +223,7 @@ def _layout(nodes, edges):
 
 
 def _bends(edges):
-    """A curvature per edge: an input used twice by one op (x * x) fans out, the rest are straight."""
+    """A curvature per edge: an input used twice by one op (x * x) fans out; others are straight."""
     count, seen, out = {}, {}, []
     for e in edges:
         count[e] = count.get(e, 0) + 1

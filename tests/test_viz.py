@@ -157,6 +157,7 @@ def test_svg_counts_and_text():
     g = viz.graph(L, names={"a": a, "b": b, "c": c})
     svg = g._repr_svg_()
     assert svg == g.svg()
+    assert repr(g) == "<autograd graph: 9 nodes (3 ops), 8 edges>"
     root = ET.fromstring(svg)                  # well-formed XML
     groups = [e for e in root.iter(f"{SVG}g") if "node" in e.get("class", "")]
     paths = [e for e in root.iter(f"{SVG}path") if e.get("class") == "edge"]
