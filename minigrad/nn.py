@@ -620,3 +620,4 @@ from .layers import (AdaptiveAvgPool2d, AvgPool2d, Dropout, Embedding, GELU,  # 
 from .containers import ModuleDict, ModuleList  # noqa: E402,F401
 from .losses import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,  # noqa: E402,F401
                      NLLLoss)
+from . import nn_utils as utils  # noqa: E402,F401  (nn.utils.fuse_conv_bn_eval, update_bn)

@@ -292,10 +292,11 @@ def run_training(config, run, state):
                            "seconds": seconds + time.perf_counter() - start}},
              run / CHECKPOINT)
 
-    def finish(status, message=""):
+    def finish(status, message="", bn_check=None):
         metrics = {"status": status, "message": message, "config": config, "history": history,
                    "test_accuracy": history[-1]["test_acc"] if history else None,
-                   "wall_seconds": seconds + time.perf_counter() - start}
+                   "wall_seconds": seconds + time.perf_counter() - start,
+                   "bn_report": None if bn_check is None else bn_check.to_dict()}
         write_atomic(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if history:
             plot_curves(history, run / "curves.png")
@@ -359,7 +360,19 @@ def run_training(config, run, state):
         message = chance_message(config, accuracy, len(loader))
         finish("at chance", message)
         raise Unhealthy(f"{message}; the run is kept in {shown(run)}")
-    finish("finished")
+    bn_check = None
+    if config["norm"] == "batch":
+        from .diagnostics import bn_report
+        # on training images at the training batch size, so that "batch statistics" are the
+        # ones the model trained with; 8,192 images are plenty for population statistics
+        check = DataLoader((x_train[:8192], y_train[:8192]), batch_size=config["batch_size"],
+                           drop_last=True, device=device)
+        bn_check = bn_report(model, check)
+        if not quiet:               # one line here; the full report is in metrics.json
+            print("BatchNorm check: " + ("healthy (running statistics match the data)"
+                                         if bn_check.healthy else "; ".join(bn_check.advice)),
+                  file=sys.stderr)
+    finish("finished", bn_check=bn_check)
     note = point_latest(run)
     wall = history[-1]["seconds"]
     print(f"test accuracy {accuracy:.4f} after {plural(config['epochs'], 'epoch')} in "

@@ -151,6 +151,11 @@ def test_tiny_training_run_writes_its_own_folder(tmp_path, capsys, device):
     assert np.isfinite(epoch["train_loss"]) and epoch["test_loss"] < np.log(10)
     assert metrics["config"]["model"] == "mlp" and metrics["config"]["epochs"] == 1
     assert metrics["config"]["device"] == device and metrics["config"]["name"] == folder.name
+    report = metrics["bn_report"]             # diagnostics.bn_report of the trained model
+    bn_names = [n for n, m in build_model("mlp", "batch", (1, 8, 8)).named_modules()
+                if isinstance(m, minigrad.nn.BatchNorm1d)]
+    assert [layer["name"] for layer in report["layers"]] == bn_names and bn_names
+    assert report["examples"] > 0 and isinstance(report["findings"], list)
 
     png = (folder / "curves.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
@@ -422,7 +427,8 @@ def test_redirected_output_has_one_line_per_epoch_and_no_progress_frames(tmp_pat
     lines = text.splitlines()
     assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == [
         "epoch 1", "epoch 2", "epoch 3"]
-    assert len(lines) == 5                   # the start line, 3 epochs, the summary
+    assert len(lines) == 6          # the start line, 3 epochs, the BatchNorm check, the summary
+    assert lines[-2].startswith("BatchNorm check: healthy")
     assert lines[0].startswith("minigrad: training in runs/")
     assert lines[-1].startswith("test accuracy ")
 
