@@ -8,6 +8,7 @@ are what a checkpoint needs to resume training exactly.
 """
 import json
 import os
+import zipfile
 import tempfile
 
 import numpy as np
@@ -61,7 +62,22 @@ def save(state, path):
 
 
 def load(path):
-    """Read a checkpoint written by `save`: nested dicts with Tensors (dtype kept exactly)."""
+    """Read a checkpoint written by `save`: nested dicts with Tensors (dtype kept exactly).
+
+    A file that is not one (truncated, corrupt, another format, pickled objects) raises one
+    ValueError that names the file."""
+    try:
+        return _read(path)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{os.fspath(path)} is not a valid minigrad checkpoint (a .npz written "
+                         f"by minigrad.save): {type(exc).__name__}: {exc}. The file may be "
+                         "truncated (an interrupted copy or download) or another format; "
+                         "`minigrad train` keeps a checkpoint.npz per run folder") from None
+
+
+def _read(path):
     out = {}
     with np.load(os.fspath(path), allow_pickle=False) as f:
         for name in f.files:

@@ -137,7 +137,8 @@ def where(cond, a, b):
 def _check_same_dtype(op, x, weight):
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
-                        "convert one (e.g. x.float() or model.to(np.float64))")
+                        "convert one: the input with x.float() / x.double(), or the layer "
+                        "with module.to(np.float64)")
 
 
 class Linear(Function):
@@ -409,8 +410,12 @@ def _check_batch_norm_input(x, weight, bias, running_mean, running_var, training
                              f"shape {tuple(t.shape)}; it must have {C} elements (one per "
                              "channel, the channel axis is axis 1)")
     if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
-    if training and x.numel() <= C:                 # at most one value per channel
+        raise ValueError("batch_norm: running_mean and running_var must either both be None or "
+                         "neither be None")
+    if not training and running_mean is None:
+        raise RuntimeError("running_mean must be defined in evaluation mode: pass the running "
+                           "statistics, or training=True to normalise with batch statistics")
+    if training and 0 < x.numel() <= C:             # at most one value per channel
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {x.shape}. "
             "With one value per channel the batch variance is 0 and every output is beta, so "
@@ -431,10 +436,13 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     both means batch statistics are always used.
     """
     _check_batch_norm_input(x, weight, bias, running_mean, running_var, training)
+    if weight is not None:
+        _check_same_dtype("batch_norm", x, weight)
+    if x.numel() == 0:                    # an empty batch: an empty output, as PyTorch
+        return x.clone()
     rm, rv = _array(running_mean), _array(running_var)
-    return kernels.pick(BatchNorm).apply(
-        x, weight, bias, running_mean=rm, running_var=rv, training=training or rm is None,
-        momentum=momentum, eps=eps)
+    return kernels.pick(BatchNorm).apply(x, weight, bias, running_mean=rm, running_var=rv,
+                                         training=training, momentum=momentum, eps=eps)
 
 
 def normalize(x, axes, eps):
@@ -464,9 +472,11 @@ def batch_norm_composite(x, running_mean=None, running_var=None, weight=None, bi
     """
     _check_batch_norm_input(x, weight, bias, running_mean, running_var, training)
     rm, rv = _array(running_mean), _array(running_var)
+    if x.numel() == 0:
+        return x.clone()
     axes = (0,) + tuple(range(2, x.ndim))
     c = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # per-channel vectors broadcast over axes
-    if training or rm is None:
+    if training:
         xhat, mu, var = normalize(x, axes, eps)
         if rm is not None:
             update_running_stats(rm, rv, mu.data.reshape(-1), var.data.reshape(-1),

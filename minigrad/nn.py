@@ -516,10 +516,6 @@ class _BatchNorm(Module):
             dims = " or ".join(f"{d}D" for d in self._expected_dims)
             raise ValueError(f"{type(self).__name__} expected {dims} input (got {x.ndim}D input "
                              f"of shape {x.shape})")
-        if self.weight is not None and x.dtype != self.weight.dtype:
-            raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} differs from the "
-                            f"layer's {self.weight.dtype}; convert the input or the module "
-                            "(module.to(np.float64))")
         counting = self.training and self.track_running_stats
         factor = 0.0 if self.momentum is None else self.momentum
         if counting and self.momentum is None:   # cumulative average over batches 1..n

@@ -289,7 +289,14 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:
+            inner = b.shape[-2] if b.ndim > 1 else b.shape[0]
+            raise ValueError(f"matmul: shapes {a.shape} @ {b.shape} cannot be multiplied: the "
+                             f"last axis of the first ({a.shape[-1]}) must equal the "
+                             f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the "
+                             f"second ({inner})") from None
 
     @staticmethod
     def backward(ctx, dout):

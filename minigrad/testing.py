@@ -34,6 +34,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     and must satisfy |analytic - numeric| <= atol + rtol * |numeric|.
 
     Returns True, or raises AssertionError naming the input, the worst element, and both values.
+
+    fn is called many times (twice per checked element), so it must be deterministic. For an
+    op with randomness (dropout, noise) either draw the random part once outside fn and close
+    over it (a fixed mask: `mask = ...; gradcheck(lambda x: x * mask, [x])`), or reseed inside
+    fn (`def fn(x): minigrad.manual_seed(0); return F.dropout(x, 0.5)`), so that every call
+    sees the same random numbers.
     """
     tensors = [_as_float64_leaf(t) for t in inputs]
     checked = [i for i, t in enumerate(tensors) if t.requires_grad]

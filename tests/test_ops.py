@@ -388,7 +388,7 @@ def batch_norm_cases():
                        (x_gen,))
     # batch statistics without running statistics, and a scale or a shift alone
     yield Case("batch_norm-3d-no-running-stats", F.BatchNorm,
-               lambda x, w, b: F.batch_norm(x, None, None, w, b),
+               lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                lambda x, w, b: batch_norm_ref(x, w, b), (normal(4, 3, 2), normal(3), normal(3)))
     yield Case("batch_norm-3d-weight-only", F.BatchNorm,
                lambda x, w: F.batch_norm(x, weight=w, training=True),
