@@ -41,7 +41,7 @@ def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b, trans
     s = _bn_scale(xp, rm, bn_rv, bn_eps, bn_w)
     b = xp.zeros_like(rm) if conv_b is None else _array(conv_b)
     shift = 0 if bn_b is None else _array(bn_b)
-    fused_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)  # (O,) -> (O, 1, 1, 1)
+    fused_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)  # (O,) -> (O, 1, ...)
     fused_b = ((b - rm) * s + shift).astype(w.dtype if conv_b is None else b.dtype)
     return (Parameter(fused_w, requires_grad=_wants_grad(conv_w), dtype=fused_w.dtype),
             Parameter(fused_b, requires_grad=conv_b is not None and _wants_grad(conv_b),
@@ -55,17 +55,8 @@ def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
     A BN with one feature scales every output row by the same s. bn_w and bn_b may be None
     (affine=False); PyTorch's version fails there with a TypeError.
     """
-    w = _array(linear_w)
-    xp = backend.xp_of(w)
-    rm = _array(bn_rm)
-    s = _bn_scale(xp, rm, bn_rv, bn_eps, bn_w)
-    b = xp.zeros_like(rm) if linear_b is None else _array(linear_b)
-    shift = 0 if bn_b is None else _array(bn_b)
-    fused_w = (w * s.reshape(-1, 1)).astype(w.dtype)           # (out,) -> (out, 1): scale rows
-    fused_b = ((b - rm) * s + shift).astype(w.dtype if linear_b is None else b.dtype)
-    return (Parameter(fused_w, requires_grad=_wants_grad(linear_w), dtype=fused_w.dtype),
-            Parameter(fused_b, requires_grad=linear_b is not None and _wants_grad(linear_b),
-                      dtype=fused_b.dtype))
+    # a Linear's weight (out, in) is a 1x1 convolution's (O, C): the same scaling per row
+    return fuse_conv_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
 
 
 def _wants_grad(t):
