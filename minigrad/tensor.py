@@ -92,8 +92,9 @@ def _array_library(fn, inputs, arrays):
 
 
 def _input_gradients(ctx, dout, retain_graph):
-    """Run ctx's backward and check its contract: one gradient per input, each of its input's
-    shape (a broadcast input gets the sum over the axes it was copied along) and dtype."""
+    """Run ctx's backward, check its contract (one gradient per input), and yield (input,
+    gradient) for every input that wants one, in its input's shape (a broadcast input gets the
+    sum over the axes it was copied along) and dtype."""
     if ctx.saved is None:
         raise RuntimeError(
             f"backward() is running through the graph a second time, but {ctx.fn.__name__}'s "
@@ -108,7 +109,6 @@ def _input_gradients(ctx, dout, retain_graph):
         ctx.saved = None        # frees the saved arrays: what keeps training memory flat
     for x, g in zip(ctx.inputs, grads):
         if g is None or not isinstance(x, Tensor) or not x.requires_grad:
-            yield x, None
             continue
         if g.shape != x.shape:
             g = _unbroadcast(g, x.shape, ctx.fn)
@@ -152,14 +152,15 @@ def _coerce_dtype(array, dtype):
 
 def _accumulate(t, g, stored):
     """Add g into t.grad under the aliasing rule: a .grad never shares memory with another
-    .grad or with the caller's gradient, so an array already stored (`stored`, by id), a view,
-    or a read-only broadcast is copied before it becomes a .grad."""
+    .grad or with the caller's gradient, so an array already stored (`stored` maps id -> array,
+    holding it so that no other array can take its id), a view, or a read-only broadcast is
+    copied before it becomes a .grad."""
     if t.grad is not None:
         t.grad = t.grad + g
         return
     if id(g) in stored or g.base is not None or not getattr(g.flags, "writeable", True):
         g = g.copy()
-    stored.add(id(g))
+    stored[id(g)] = g
     t.grad = g
 
 
@@ -322,7 +323,7 @@ class Tensor(TensorMethods):
                 "backward() called on a tensor that does not require grad: none of the tensors "
                 "it was computed from had requires_grad=True (or it was made under no_grad())")
         grads = {self: self._seed_gradient(gradient)}      # tensor -> d(self)/d(tensor)
-        stored = {id(grads[self])}         # the caller's array must not become a .grad
+        stored = {id(grads[self]): grads[self]}    # the caller's array must not become a .grad
         for t in self._topological_order():
             g = grads.pop(t, None)
             if g is None:                  # no path with a gradient reached t
@@ -332,8 +333,7 @@ class Tensor(TensorMethods):
             if t._ctx is None:
                 continue
             for x, dx in _input_gradients(t._ctx, g, retain_graph):
-                if dx is not None:         # complete once every op that used x has run
-                    grads[x] = grads[x] + dx if x in grads else dx
+                grads[x] = grads[x] + dx if x in grads else dx    # complete once all users ran
 
     def _seed_gradient(self, gradient):
         """The gradient backward starts from: 1 for one element, else the caller's, checked."""
