@@ -61,7 +61,6 @@ MARKERS = {
     "markdown": (re.compile(r"^(\s*)<!--\s*BEGIN SOLUTION\b\s*(.*?)\s*-->\s*$"),
                  re.compile(r"^\s*<!--\s*END SOLUTION\s*-->\s*$")),
 }
-BEGIN, END = MARKERS["code"]
 
 
 def code_stub(indent, label):
