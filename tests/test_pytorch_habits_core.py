@@ -11,6 +11,7 @@ References: tests/fixtures/core_habits.npz, written by make_fixtures_core_habits
 import functools
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -183,6 +184,22 @@ def test_method_call_matches_pytorch(case, dtype, device):
         check(x.grad, fx[f"{ref}/dx"], dtype, f"{what} dx")
 
 
+@pytest.mark.parametrize("case", _cases("functional"))
+def test_functional_call_matches_pytorch(case, dtype, device):
+    """F.softmax / F.log_softmax without dim take PyTorch's implicit dim (and warn, as
+    PyTorch does); with dim, that dim."""
+    fx, ref = _case("functional", case), REF[dtype]
+    call = json.loads(str(fx["call"]))
+    x = leaf(fx["x"], dtype, device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # PyTorch's implicit-dim deprecation warning
+        y = getattr(F, call["fn"])(x, *tuples(call["args"]), **tuples(call["kwargs"]))
+    what = f"F.{call['fn']}(x{x.shape}, *{call['args']}, **{call['kwargs']})"
+    check(y, fx[f"{ref}/out"], dtype, what)
+    y.backward(Tensor(fx["dout"], dtype=dtype, device=device))
+    check(x.grad, fx[f"{ref}/dx"], dtype, f"{what} dx")
+
+
 def test_max_dim_unpacks_into_values_and_indices():
     """The silent case of the issue: on two rows, unpacking plain values also 'works'."""
     x = Tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
@@ -269,6 +286,24 @@ def test_module_apply_visits_children_first_like_pytorch():
     order = []
     assert model.apply(lambda m: order.append(type(m).__name__)) is model
     assert order == _json("modules")["apply_order"]
+
+
+def test_shared_module_is_visited_once_like_pytorch():
+    """A layer held twice (tied weights): PyTorch's apply, modules, named_modules, children
+    list it once per level / once overall; its parameters once, its state-dict keys under
+    every name."""
+    spec = _json("modules")["shared"]
+    lin = nn.Linear(2, 2)
+    shared = nn.Sequential(lin, nn.ReLU(), nn.Sequential(lin, nn.Tanh()), lin)
+    order = []
+    shared.apply(lambda m: order.append(type(m).__name__))
+    assert order == spec["apply"]
+    assert [type(m).__name__ for m in shared.modules()] == spec["modules"]
+    assert [n for n, _ in shared.named_modules()] == spec["named_modules"]
+    assert [type(m).__name__ for m in shared.children()] == spec["children"]
+    assert [n for n, _ in shared.named_children()] == spec["named_children"]
+    assert len(shared.parameters()) == spec["parameters"]
+    assert list(shared.state_dict()) == spec["state_dict"]
 
 
 def test_module_zero_grad_set_to_none_false_zeroes_like_pytorch():
