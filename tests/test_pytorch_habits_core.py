@@ -107,10 +107,8 @@ def test_conv2d_matches_pytorch(case, dtype, device):
         check(layer.bias.grad, fx[f"{ref}/dbias"], dtype, f"{case} dbias")
 
 
-def test_conv2d_sixth_positional_argument_is_dilation():
-    layer = nn.Conv2d(3, 6, 3, 1, 2, 2)
-    assert layer.dilation == (2, 2) and layer.padding == (2, 2) and layer.stride == (1, 1)
-    assert layer.bias is not None and layer.groups == 1
+def test_conv2d_takes_all_nine_arguments_positionally():
+    """(in, out, kernel_size, stride, padding, dilation, groups, bias, padding_mode)."""
     layer = nn.Conv2d(3, 6, 3, 2, 1, 1, 3, False, "reflect")
     assert (layer.stride, layer.groups, layer.bias, layer.padding_mode) == \
         ((2, 2), 3, None, "reflect")
