@@ -84,7 +84,7 @@ def test_fixture_has_every_family():
     assert str(_fixture()["torch_version"]).startswith("2.")
 
 
-# ---- Conv2d ---------------------------------------------------------------------------------------
+# ---- Conv2d -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", _cases("conv"))
 def test_conv2d_matches_pytorch(case, dtype, device):
     """nn.Conv2d built with PyTorch's arguments (positional as written), PyTorch's weights
@@ -115,7 +115,7 @@ def test_conv2d_takes_all_nine_arguments_positionally():
     assert layer.weight.shape == (6, 1, 3, 3)
 
 
-# ---- F.pad and F.unfold ---------------------------------------------------------------------------
+# ---- F.pad and F.unfold -------------------------------------------------------------------------
 @pytest.mark.parametrize("case", _cases("pad"))
 def test_pad_matches_pytorch(case, dtype, device):
     fx, ref = _case("pad", case), REF[dtype]
@@ -155,7 +155,7 @@ def test_unfold_takes_pytorch_positional_order():
     assert by_position.shape == (1, 18, 9)
 
 
-# ---- method calls: reductions, shapes, kinks ------------------------------------------------------
+# ---- method calls: reductions, shapes, kinks ----------------------------------------------------
 @pytest.mark.parametrize("case", _cases("call"))
 def test_method_call_matches_pytorch(case, dtype, device):
     """x.method(*args, **kwargs) as PyTorch reads the arguments: values (and indices for a
@@ -208,7 +208,7 @@ def test_max_dim_unpacks_into_values_and_indices():
     np.testing.assert_array_equal(indices.data, [0, 1])
 
 
-# ---- type promotion -------------------------------------------------------------------------------
+# ---- type promotion -----------------------------------------------------------------------------
 def _operand(spec):
     if isinstance(spec, dict):
         return mg.tensor(spec["data"], dtype=np.dtype(spec["dtype"]))
@@ -230,7 +230,7 @@ def test_type_promotion_matches_pytorch(case):
                                np.asarray(spec["values"], dtype=np.float64), rtol=1e-6)
 
 
-# ---- factories ------------------------------------------------------------------------------------
+# ---- factories ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", sorted(_json("factories")))
 def test_factory_matches_pytorch(case):
     spec = _json("factories")[case]
@@ -245,7 +245,7 @@ def test_factory_matches_pytorch(case):
                                err_msg=what)
 
 
-# ---- gradient dtypes ------------------------------------------------------------------------------
+# ---- gradient dtypes ----------------------------------------------------------------------------
 def test_gradient_takes_the_dtype_of_its_input(device):
     """a32 * b64 is float64, but a.grad is float32 and b.grad float64, as in PyTorch."""
     spec = _json("modules")["grad_dtype"]
@@ -278,7 +278,7 @@ def test_custom_function_gradient_is_cast_to_the_parameter_dtype():
     np.testing.assert_array_equal(p.grad, [2.0, 2.0])
 
 
-# ---- Module helpers -------------------------------------------------------------------------------
+# ---- Module helpers -----------------------------------------------------------------------------
 def test_module_apply_visits_children_first_like_pytorch():
     model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.Linear(3, 1)), nn.Tanh())
     order = []
@@ -366,7 +366,7 @@ def test_batch_norm_function_on_an_empty_batch_leaves_running_stats():
     np.testing.assert_array_equal(rv.data, [1, 1, 1])
 
 
-# ---- F.batch_norm's argument checks ---------------------------------------------------------------
+# ---- F.batch_norm's argument checks -------------------------------------------------------------
 ERRORS = {"RuntimeError": RuntimeError, "ValueError": ValueError}
 
 

@@ -8,8 +8,10 @@ inspect.signature of torch's Python code (nn modules, nn.functional, optim, lr_s
 and, for C-implemented functions and Tensor methods, the signature PyTorch documents, written
 by hand there and checked against torch's docstrings. The rules, for each row of TABLE:
 
-  order      minigrad's i-th positional parameter has PyTorch's i-th positional name (a name
-             of PyTorch's at another position would silently take another argument's value)
+  order      minigrad's i-th positional parameter is not a parameter PyTorch has at another
+             position (a positional call would silently bind another argument's value)
+  name       minigrad's i-th positional parameter has PyTorch's i-th name (else a call by
+             keyword, F.relu(input=x), fails)
   default    a parameter both have takes PyTorch's default (and is optional where PyTorch's is)
   extra      a minigrad-only parameter is keyword-only (else a PyTorch call with one more
              positional argument would bind to it)
@@ -17,8 +19,12 @@ by hand there and checked against torch's docstrings. The rules, for each row of
   missing    a PyTorch parameter minigrad lacks is listed in NOT_SUPPORTED (or REFUSED_BY_NAME
              when minigrad accepts it through **kwargs and refuses a value other than the default)
 
-A mismatch is explained only by an entry of INTENTIONAL (a difference on purpose, with the
-reason the README gives). `python tests/test_signatures.py` prints the table's summary.
+A finding is explained by NOT_SUPPORTED(_ANYWHERE) or REFUSED_BY_NAME (missing), SAME_MEANING
+(a default spelled differently, e.g. dtype=float32 for PyTorch's None) or INTENTIONAL (a
+difference on purpose, with the reason the README gives); any other finding is a mismatch, and
+test_no_unexplained_signature_mismatches lists them. Completeness: every public callable is a
+row or in NO_COUNTERPART. summary() has the numbers; `python tests/test_signatures.py` prints
+every finding and them.
 """
 import inspect
 import json
@@ -27,7 +33,7 @@ import os
 import pytest
 
 import minigrad as mg
-from minigrad import data, init, nn, nn_utils, optim, testing
+from minigrad import data, init, nn, nn_utils, optim
 from minigrad import functional as F
 from minigrad.optim import lr_scheduler
 
@@ -148,7 +154,7 @@ OVERRIDE_BASES = {"reset_parameters": None, "reset_running_stats": None, "step":
 # takes the input(s) the layer documents; it is not a row.
 NOT_ROWS = {"forward"}
 
-# ---- explanations ----------------------------------------------------------------------------------
+# ---- explanations -------------------------------------------------------------------------------
 # PyTorch parameters minigrad does not have, wherever they appear, and why (README: "not
 # supported"). A call passing one by keyword fails with Python's TypeError naming it.
 NOT_SUPPORTED_ANYWHERE = {
@@ -474,7 +480,7 @@ def summary():
             "callables_with_mismatches": len({f[0] for f in unexplained})}
 
 
-# ---- tests ----------------------------------------------------------------------------------------
+# ---- tests --------------------------------------------------------------------------------------
 def test_every_row_has_a_pytorch_signature():
     missing = sorted({key for _, _, key in rows() if key not in TORCH})
     assert not missing, f"no PyTorch signature in signatures_torch.json for {missing}"
