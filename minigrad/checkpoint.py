@@ -38,40 +38,41 @@ def _flatten(obj, prefix, out):
             out[name] = array
 
 
-def save(state, path):
-    """Write a (possibly nested) dict of Tensors, arrays and numbers to `path` as .npz.
+def save(obj, f):
+    """Write a (possibly nested) dict of Tensors, arrays and numbers to the path f as .npz.
 
     The file appears complete or not at all: it is written to a temporary file in the same
     folder and renamed over `path` only after the write succeeded.
     """
     arrays = {}
-    _flatten(state, "", arrays)
-    path = os.fspath(path)
+    _flatten(obj, "", arrays)
+    path = os.fspath(f)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)         # what open() would give, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **arrays)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
-def load(path):
-    """Read a checkpoint written by `save`: nested dicts with Tensors (dtype kept exactly).
+def load(f):
+    """Read a checkpoint written by `save` from the path f: nested dicts with Tensors (dtype
+    kept exactly).
 
     A file that is not one (truncated, corrupt, another format, pickled objects) raises one
     ValueError that names the file."""
     try:
-        return _read(path)
+        return _read(f)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ValueError(f"{os.fspath(path)} is not a valid minigrad checkpoint (a .npz written "
+        raise ValueError(f"{os.fspath(f)} is not a valid minigrad checkpoint (a .npz written "
                          f"by minigrad.save): {type(exc).__name__}: {exc}. The file may be "
                          "truncated (an interrupted copy or download) or another format; "
                          "`minigrad train` keeps a checkpoint.npz per run folder") from None

@@ -95,7 +95,7 @@ class ArrayDataset:
 class DataLoader:
     """Iterate over a dataset in batches of Tensors, optionally shuffled each epoch.
 
-    DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device=None)
+    DataLoader(dataset, batch_size=1, shuffle=False, *, drop_last=False, seed=None, device=None)
 
     dataset:   a tuple of equal-length arrays `(X, y)`, an ArrayDataset, or any object with
                `__len__` and a `__getitem__` that returns one tuple per sample.
@@ -115,7 +115,7 @@ class DataLoader:
     generator; save that with minigrad.checkpoint.rng_state() as well.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+    def __init__(self, dataset, batch_size=1, shuffle=False, *, drop_last=False, seed=None,
                  device=None):
         if isinstance(dataset, (tuple, list)):
             dataset = ArrayDataset(*dataset)

@@ -76,22 +76,22 @@ def _like(fill, t, dtype, device, requires_grad):
     return fill(t.shape, dtype=dtype, device=device or t.device, requires_grad=requires_grad)
 
 
-def zeros_like(t, *, dtype=None, device=None, requires_grad=False):
-    return _like(zeros, t, dtype, device, requires_grad)
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
+    return _like(zeros, input, dtype, device, requires_grad)
 
 
-def ones_like(t, *, dtype=None, device=None, requires_grad=False):
-    return _like(ones, t, dtype, device, requires_grad)
+def ones_like(input, *, dtype=None, device=None, requires_grad=False):
+    return _like(ones, input, dtype, device, requires_grad)
 
 
-def full_like(t, fill_value, *, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=t.dtype if dtype is None else dtype,
-                device=device or t.device, requires_grad=requires_grad)
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype,
+                device=device or input.device, requires_grad=requires_grad)
 
 
-def randn_like(t, *, dtype=None, device=None, requires_grad=False):
-    return _like(randn, t, dtype, device, requires_grad)
+def randn_like(input, *, dtype=None, device=None, requires_grad=False):
+    return _like(randn, input, dtype, device, requires_grad)
 
 
-def rand_like(t, *, dtype=None, device=None, requires_grad=False):
-    return _like(rand, t, dtype, device, requires_grad)
+def rand_like(input, *, dtype=None, device=None, requires_grad=False):
+    return _like(rand, input, dtype, device, requires_grad)

@@ -6,6 +6,8 @@ one-hot, lesson 02); each is written as its lesson writes the math. Faster versi
 same inputs and outputs live in minigrad/kernels/ and run by default (`kernels.use_fast`).
 Everything else here is a composition of primitive ops, so autograd derives its gradient.
 """
+import warnings
+
 import numpy as np
 
 from . import kernels, ops
@@ -17,40 +19,67 @@ def _t(x):
 
 
 # ---- primitive ops under their functional names (PyTorch's argument order) -----------------
-def add(a, b): return _t(a) + b
-def sub(a, b): return _t(a) - b
-def mul(a, b): return _t(a) * b
-def div(a, b): return _t(a) / b
-def neg(x): return -_t(x)
-def pow(x, exponent): return _t(x) ** exponent
-def exp(x): return _t(x).exp()
-def log(x): return _t(x).log()
-def sqrt(x): return _t(x).sqrt()
-def abs(x): return _t(x).abs()
-def tanh(x): return _t(x).tanh()
-def sigmoid(x): return _t(x).sigmoid()
-def relu(x): return _t(x).relu()
-def matmul(a, b): return _t(a) @ b
-def sum(x, dim=None, keepdim=False, **kw): return _t(x).sum(dim, keepdim, **kw)
-def mean(x, dim=None, keepdim=False, **kw): return _t(x).mean(dim, keepdim, **kw)
-def max(x, dim=None, keepdim=False, **kw): return _t(x).max(dim, keepdim, **kw)
-def min(x, dim=None, keepdim=False, **kw): return _t(x).min(dim, keepdim, **kw)
-def amax(x, dim=(), keepdim=False): return _t(x).amax(dim, keepdim)
-def amin(x, dim=(), keepdim=False): return _t(x).amin(dim, keepdim)
-def argmax(x, dim=None, keepdim=False): return _t(x).argmax(dim, keepdim)
-def argmin(x, dim=None, keepdim=False): return _t(x).argmin(dim, keepdim)
-def var(x, dim=None, unbiased=None, keepdim=False, **kw): return _t(x).var(dim, unbiased, keepdim, **kw)
-def std(x, dim=None, unbiased=None, keepdim=False, **kw): return _t(x).std(dim, unbiased, keepdim, **kw)
-def gather(x, dim, index): return _t(x).gather(dim, index)
-def reshape(x, shape): return _t(x).reshape(shape)
-def flatten(x, start_dim=0, end_dim=-1): return _t(x).flatten(start_dim, end_dim)
-def squeeze(x, dim=None): return _t(x).squeeze(dim)
-def unsqueeze(x, dim): return _t(x).unsqueeze(dim)
-def permute(x, dims): return _t(x).permute(dims)
-def transpose(x, dim0, dim1): return _t(x).transpose(dim0, dim1)
-def clamp(x, min=None, max=None): return _t(x).clamp(min, max)
-def softmax(x, dim=None, **kw): return _t(x).softmax(dim, **kw)
-def log_softmax(x, dim=None, **kw): return _t(x).log_softmax(dim, **kw)
+def add(input, other): return _t(input) + other
+def sub(input, other): return _t(input) - other
+def mul(input, other): return _t(input) * other
+def div(input, other): return _t(input) / other
+def neg(input): return -_t(input)
+def pow(input, exponent): return _t(input) ** exponent
+def exp(input): return _t(input).exp()
+def log(input): return _t(input).log()
+def sqrt(input): return _t(input).sqrt()
+def abs(input): return _t(input).abs()
+def tanh(input): return _t(input).tanh()
+def sigmoid(input): return _t(input).sigmoid()
+def relu(input): return _t(input).relu()
+def matmul(input, other): return _t(input) @ other
+def sum(input, dim=None, keepdim=False, **kw): return _t(input).sum(dim, keepdim, **kw)
+def mean(input, dim=None, keepdim=False, **kw): return _t(input).mean(dim, keepdim, **kw)
+def max(input, dim=None, keepdim=False, **kw): return _t(input).max(dim, keepdim, **kw)
+def min(input, dim=None, keepdim=False, **kw): return _t(input).min(dim, keepdim, **kw)
+def amax(input, dim=None, keepdim=False): return _t(input).amax(dim, keepdim)
+def amin(input, dim=None, keepdim=False): return _t(input).amin(dim, keepdim)
+def argmax(input, dim=None, keepdim=False): return _t(input).argmax(dim, keepdim)
+def argmin(input, dim=None, keepdim=False): return _t(input).argmin(dim, keepdim)
+def gather(input, dim, index): return _t(input).gather(dim, index)
+def reshape(input, shape): return _t(input).reshape(shape)
+def flatten(input, start_dim=0, end_dim=-1): return _t(input).flatten(start_dim, end_dim)
+def squeeze(input, dim=None): return _t(input).squeeze(dim)
+def unsqueeze(input, dim): return _t(input).unsqueeze(dim)
+def permute(input, dims): return _t(input).permute(dims)
+def transpose(input, dim0, dim1): return _t(input).transpose(dim0, dim1)
+def clamp(input, min=None, max=None): return _t(input).clamp(min, max)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
+    return _t(input).var(dim, unbiased, keepdim, correction=correction, **kw)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
+    return _t(input).std(dim, unbiased, keepdim, correction=correction, **kw)
+
+
+def _implicit_dim(name, ndim):
+    """PyTorch's legacy dim for F.softmax(x) without dim (0 for 0-, 1- and 3-D input, else 1),
+    with PyTorch's deprecation warning: picking the last axis instead would differ silently."""
+    dim = 0 if ndim in (0, 1, 3) else 1
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  f"to include dim={dim} as an argument.", stacklevel=3)
+    return dim
+
+
+def softmax(input, dim=None, **kw):
+    input = _t(input)
+    if dim is None and kw.get("axis") is None:
+        dim = _implicit_dim("softmax", input.ndim)
+    return input.softmax(dim, **kw)
+
+
+def log_softmax(input, dim=None, **kw):
+    input = _t(input)
+    if dim is None and kw.get("axis") is None:
+        dim = _implicit_dim("log_softmax", input.ndim)
+    return input.log_softmax(dim, **kw)
 
 
 clip = clamp
@@ -61,7 +90,9 @@ def cat(tensors, dim=0, *, axis=None):
     return ops.Concatenate.apply(*[_t(t) for t in tensors], axis=dim if axis is None else axis)
 
 
-concatenate = cat    # NumPy's name
+def concatenate(tensors, axis=0):
+    """torch.concatenate: cat under NumPy's name."""
+    return cat(tensors, axis)
 
 
 def stack(tensors, dim=0, *, axis=None):
@@ -90,11 +121,11 @@ def _pad_widths(pad, ndim):
     return widths
 
 
-def pad(x, pad, mode="constant", value=None):
+def pad(input, pad, mode="constant", value=None):
     """PyTorch's F.pad: `pad` = (left, right) for the last axis, then (top, bottom) for the
     one before, ...; mode 'constant' (with value, default 0), 'reflect', 'replicate' or
     'circular'. NumPy's ((before, after), ...) per axis is accepted too."""
-    x = _t(x)
+    x = _t(input)
     widths = _pad_widths(pad, x.ndim)
     if mode == "constant":
         return ops.Pad.apply(x, pad_width=widths, value=0.0 if value is None else value)
@@ -120,8 +151,9 @@ def pad(x, pad, mode="constant", value=None):
     return x
 
 
-def where(cond, a, b):
-    """a where cond else b; a or b may be Python numbers."""
+def where(condition, input, other):
+    """input where condition else other; input or other may be Python numbers."""
+    cond, a, b = condition, input, other
     if isinstance(a, Tensor):
         b = a._wrap(b)
     elif isinstance(b, Tensor):
@@ -165,8 +197,9 @@ class Linear(Function):
         return dx, dw, db
 
 
-def linear(x, weight, bias=None):
+def linear(input, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    x = input
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the "
                          f"weight {weight.shape} expects {weight.shape[1]}")
@@ -225,8 +258,9 @@ class Unfold(Function):
         return _col2im(ctx.xp, dcols, x_shape, kernel, stride, padding, dilation, ctx.out_hw)
 
 
-def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """PyTorch's F.unfold: (N, C, H, W) -> (N, C*kh*kw, L), the patches conv2d multiplies."""
+    x = input
     if x.ndim != 4:
         raise ValueError(f"unfold expects a 4-D (N, C, H, W) input, got shape {x.shape}")
     k, d, p, s = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
@@ -291,9 +325,10 @@ def _check_conv_geometry(op, x_shape, kernel, dilation, padding, stride):
                          f"{padded[0]}x{padded[1]} (input {x_shape})")
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of an (N, C, H, W) input with a (O, C/groups, kh, kw) weight, as in
     PyTorch; padding may also be 'valid' (0) or 'same' (output as large as the input)."""
+    x = input
     if x.ndim != 4:
         raise ValueError(f"conv2d expects a 4-D (N, C, H, W) input, got shape {x.shape}")
     if weight.ndim != 4:
@@ -427,7 +462,7 @@ def _array(t):
     return t.data if isinstance(t, Tensor) else t
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                training=False, momentum=0.1, eps=1e-5):
     """PyTorch's F.batch_norm: the fused op (closed-form backward).
 
@@ -435,11 +470,12 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     training; in eval mode (training=False) they are used for normalising. Passing None for
     both means batch statistics are always used.
     """
+    x = input
     _check_batch_norm_input(x, weight, bias, running_mean, running_var, training)
     if weight is not None:
         _check_same_dtype("batch_norm", x, weight)
-    if x.numel() == 0:                    # an empty batch: an empty output, as PyTorch
-        return x.clone()
+    if x.numel() == 0:      # an empty batch: an empty output, zero gradients, as PyTorch
+        return affine(x.clone(), weight, bias, (1, -1) + (1,) * (x.ndim - 2))
     rm, rv = _array(running_mean), _array(running_var)
     return kernels.pick(BatchNorm).apply(x, weight, bias, running_mean=rm, running_var=rv,
                                          training=training, momentum=momentum, eps=eps)
@@ -473,7 +509,7 @@ def batch_norm_composite(x, running_mean=None, running_var=None, weight=None, bi
     _check_batch_norm_input(x, weight, bias, running_mean, running_var, training)
     rm, rv = _array(running_mean), _array(running_var)
     if x.numel() == 0:
-        return x.clone()
+        return affine(x.clone(), weight, bias, (1, -1) + (1,) * (x.ndim - 2))
     axes = (0,) + tuple(range(2, x.ndim))
     c = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # per-channel vectors broadcast over axes
     if training:

@@ -79,8 +79,8 @@ def normal_(tensor, mean=0.0, std=1.0):
     return _fill(tensor, normal(tensor.shape, mean, std))
 
 
-def constant_(tensor, value):
-    tensor.data[...] = value
+def constant_(tensor, val):
+    tensor.data[...] = val
     return tensor
 
 

@@ -541,7 +541,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
                  norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
-                 _freeze=False):
+                 _freeze=False, device=None, dtype=None):
         _refuse("max_norm", max_norm, None, "rows are never renormalised")
         _refuse("scale_grad_by_freq", scale_grad_by_freq, False, "gradients are plain sums")
         _refuse("sparse", sparse, False, "gradients are dense arrays")
@@ -563,6 +563,7 @@ class Embedding(Module):
                 raise ValueError(f"Embedding: _weight has shape {tuple(w.shape)}, expected "
                                  f"({num_embeddings}, {embedding_dim})")
             self.weight = Parameter(w, requires_grad=not _freeze, dtype=w.dtype)
+        self._place(device, dtype)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,

@@ -28,7 +28,7 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data, requires_grad=True, dtype=None):
+    def __init__(self, data, requires_grad=True, *, dtype=None):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
 
@@ -40,7 +40,7 @@ class Buffer(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data, dtype=None):
+    def __init__(self, data, *, dtype=None):
         super().__init__(data, requires_grad=False, dtype=dtype)
 
 
@@ -102,12 +102,21 @@ class Module:
                 tree += value._tree(name)
         return tree
 
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for self (named prefix, "" at the top) and every sub-module."""
-        return iter([(name, module) for name, module, _ in self._tree(prefix)])
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for self (named prefix, "" at the top) and every sub-module;
+        a module held twice (shared) is listed once, under its first name, as in PyTorch."""
+        memo = set() if memo is None else memo
+        found = []
+        for name, module, _ in self._tree(prefix):
+            if remove_duplicate:
+                if module in memo:
+                    continue
+                memo.add(module)
+            found.append((name, module))
+        return iter(found)
 
-    def modules(self):
-        return [m for _, m, _ in self._tree()]
+    def modules(self, remove_duplicate=True):
+        return [m for _, m in self.named_modules(remove_duplicate=remove_duplicate)]
 
     def children(self):
         return [v for _, v in self.named_children()]
@@ -191,7 +200,10 @@ class Module:
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (None, PyTorch 2's default) or, with set_to_none=False, zero them."""
         for p in self.parameters():
-            p.grad = None if set_to_none or p.grad is None else p.grad * 0
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad[...] = 0         # in place, as PyTorch's grad.zero_(): a NaN becomes 0 too
 
     def apply(self, fn):
         """Call fn on every sub-module (children first) and on self, e.g. to initialise."""
@@ -207,7 +219,14 @@ class Module:
         return self
 
     def named_children(self):
-        return [(n, v) for n, v in self._named_members() if isinstance(v, Module)]
+        """(name, module) of the direct sub-modules, each once (a shared one under its first
+        name), as in PyTorch."""
+        found, seen = [], set()
+        for n, v in self._named_members():
+            if isinstance(v, Module) and id(v) not in seen:
+                seen.add(id(v))
+                found.append((n, v))
+        return found
 
     def register_buffer(self, name, tensor, persistent=True):
         """PyTorch's way to add a buffer; here it is the same as assigning a Buffer."""
@@ -434,6 +453,11 @@ class Conv2d(Module):
 
 
 class ReLU(Module):
+    def __init__(self, inplace=False):
+        if inplace:
+            raise ValueError("inplace=True is not supported by minigrad (ops never modify "
+                             "their input); leave it at False")
+
     def forward(self, x):
         return x.relu()
 

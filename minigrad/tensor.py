@@ -181,7 +181,7 @@ from .tensor_methods import TensorMethods  # noqa: E402
 class Tensor(TensorMethods):
     """An n-dimensional array with an optional gradient.
 
-    Tensor(data, requires_grad=False, dtype=None, device=None)
+    Tensor(data, *, requires_grad=False, dtype=None, device=None)
 
     data:  a Python number or nested list, a NumPy or CuPy array, or another Tensor; the
            values are copied, as torch.tensor does (use Tensor._make internally to wrap).
@@ -193,7 +193,7 @@ class Tensor(TensorMethods):
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__
 
-    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+    def __init__(self, data, *, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
         if device is None:
@@ -301,10 +301,10 @@ class Tensor(TensorMethods):
         self._retains_grad = True
         return self
 
-    def requires_grad_(self, flag=True):
-        if flag and self.data.dtype.kind != "f":
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
-        self.requires_grad = flag
+        self.requires_grad = requires_grad
         return self
 
     def zero_grad(self):
@@ -524,7 +524,7 @@ class enable_grad(contextlib.ContextDecorator):
         _grad_enabled = self._prev
 
 
-def tensor(data, requires_grad=False, dtype=None, device=None):
+def tensor(data, *, dtype=None, device=None, requires_grad=False):
     """PyTorch-style factory: same as Tensor(...)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 

@@ -23,11 +23,12 @@ class TensorMethods:
         dim, keepdim = _reduction_args("mean", dim, keepdim, numpy_style)
         return _ops.Mean.apply(self, axis=dim, keepdims=keepdim)
 
-    def amax(self, dim=(), keepdim=False):
-        """The maximum over dim (all axes for ()); tied elements share the gradient evenly."""
-        return _ops.Max.apply(self, axis=None if dim == () else dim, keepdims=keepdim)
+    def amax(self, dim=None, keepdim=False):
+        """The maximum over dim (all axes for None or ()); tied elements share the gradient
+        evenly."""
+        return _ops.Max.apply(self, axis=None if dim in (None, ()) else dim, keepdims=keepdim)
 
-    def amin(self, dim=(), keepdim=False):
+    def amin(self, dim=None, keepdim=False):
         return -(-self).amax(dim, keepdim)
 
     def max(self, dim=None, keepdim=False, **numpy_style):
@@ -64,6 +65,11 @@ class TensorMethods:
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, **numpy_style):
         """Variance over dim: divides by m - correction; correction=1 (unbiased, Bessel)
         by default, unbiased=False or correction=0 for the biased one BatchNorm uses."""
+        if isinstance(dim, bool):    # PyTorch's var(unbiased) overload: x.var(False) is biased
+            if unbiased is not None:
+                raise TypeError(f"var: got unbiased={dim} as the first argument and again "
+                                f"as unbiased={unbiased}")
+            dim, unbiased = None, dim
         dim, keepdim = _reduction_args("var", dim, keepdim, numpy_style)
         if unbiased is not None and correction is not None:
             raise TypeError("var: pass unbiased or correction, not both")

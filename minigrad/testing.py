@@ -21,10 +21,10 @@ def _as_float64_leaf(t):
                   dtype=np.float64)
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """Check d fn(*inputs) / d input against central differences, in float64.
 
-    fn:     a function of the input tensors returning a Tensor (any shape).
+    func:   a function of the input tensors returning a Tensor (any shape).
     inputs: Tensors or arrays. They are copied to float64; the ones with requires_grad=True are
             checked (all of them when none asks for grad). Parameters that fn closes over are not
             checked here: make them inputs, or convert the module with .to(np.float64) first.
@@ -41,6 +41,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     fn (`def fn(x): minigrad.manual_seed(0); return F.dropout(x, 0.5)`), so that every call
     sees the same random numbers.
     """
+    fn = func
     tensors = [_as_float64_leaf(t) for t in inputs]
     checked = [i for i, t in enumerate(tensors) if t.requires_grad]
     if not checked:
