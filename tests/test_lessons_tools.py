@@ -317,14 +317,7 @@ def test_lesson_06_intro_no_longer_gives_the_closed_form_away():
     assert r"m\,dy - \sum dy" not in intro and "Derive first" in intro
 
 
-NBGRADER_PENDING = {   # solution cells that other work in progress still has to mark (see the README)
-    "00_setup_and_data.ipynb"}
-
-
-@pytest.mark.parametrize("notebook", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="run make_learner_copies.py "
-                                            "--nbgrader-metadata on it, then drop it from NBGRADER_PENDING"))
-    if p.name in NBGRADER_PENDING else p for p in NOTEBOOKS], ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_shipped_notebook_is_ready_for_nbgrader(notebook):
     nb = json.loads(notebook.read_text())
     assert tool.nbgrader_problems(nb) == []
@@ -355,8 +348,7 @@ def test_nbgrader_metadata_in_the_lessons_matches_nbgraders_schema(notebook):
     metas = [c["metadata"]["nbgrader"] for c in cells if "nbgrader" in c["metadata"]]
     for meta in metas:
         jsonschema.validate(meta, NBGRADER_V3_SCHEMA)
-    if notebook.name not in NBGRADER_PENDING:
-        assert metas, f"{notebook.name} has no nbgrader metadata"
+    assert metas, f"{notebook.name} has no nbgrader metadata"
 
 
 # ---- end to end, in a kernel: copies stop only at unsolved work; checks name each mistake -----
