@@ -153,6 +153,16 @@ def test_kernel_equals_reference(row, layout, dtype, device):
         np.testing.assert_allclose(f, r, rtol=rtol, atol=atol * scale, err_msg=name)
 
 
+@pytest.mark.parametrize("row", [r for r in ROWS if r.op is F.Conv2d], ids=lambda r: r.id)
+def test_conv_kernel_in_blocks_of_one_image(row, device, monkeypatch):
+    # The kernel builds im2col a block of images at a time (cpu._BLOCK_BYTES); with blocks of
+    # one image its block loops run once per image, and the numbers must not change.
+    monkeypatch.setattr(cpu, "_BLOCK_BYTES", 1)
+    assert len(cpu._blocks(row.shapes[0][0], 100)) == row.shapes[0][0] > 1
+    for layout in ("nchw", "channels-last"):
+        test_kernel_equals_reference(row, layout, "float64", device)
+
+
 def test_every_kernel_has_rows():
     covered = {row.op for row in ROWS}
     missing = [op.__name__ for op in kernels.KERNELS if op not in covered]
