@@ -203,13 +203,15 @@ def _tile(xp, vec, v, cax):
 
 @stands_in_for(F.BatchNorm)
 class BatchNorm(Function):
-    """The same statistics and closed-form backward, in fewer full-size passes.
+    """The same statistics and closed-form backward, in fewer full-size passes over memory.
 
     Works on a 3-D view of x, (N, C, L) or (N, L, C), whichever x's memory order gives without
-    a copy. Shifted two-pass statistics (Chan, Golub & LeVeque 1983): centre x on a first
-    estimate mu0 of the mean, then measure what is left, dmean = mu - mu0; the sums then run over
-    values the size of the spread, not of the mean, which keeps float32 precision. xhat is
-    never stored: xhat = (xc - dmean) * invstd with xc = x - mu0, folded into per-channel factors.
+    a copy, and a block of images at a time (_BLOCK_BYTES): each pass reads a block from memory
+    once, and the passes after it find the block in cache. Shifted two-pass statistics (Chan,
+    Golub & LeVeque 1983): centre x on a first estimate mu0 of the mean, then measure what is
+    left, dmean = mu - mu0; the sums then run over values the size of the spread, not of the
+    mean, which keeps float32 precision. xhat is never stored: xhat = (xc - dmean) * invstd
+    with xc = x - mu0, folded into per-channel factors.
     """
 
     @staticmethod
@@ -219,25 +221,35 @@ class BatchNorm(Function):
         cax = _channel_axis(x)
         v = _view3(x, cax)                              # (N, C, L) or (N, L, C)
         m = v.shape[0] * v.shape[3 - cax]
+        blocks = _blocks(v.shape[0], v.nbytes // v.shape[0])
+        mean0 = _channel_sum(xp, v, cax) / m if training else running_mean    # mu0
+        mean0_t = _tile(xp, mean0, v, cax)
+        xc = xp.empty_like(v)
+        s1 = s2 = 0
+        for n in blocks:                                # read x, write x - mu0; sums in cache
+            xc_n = xc[n]                                # a view: this block of xc
+            xp.subtract(v[n], mean0_t, out=xc_n)
+            if training:
+                s1 = s1 + _channel_sum(xp, xc_n, cax)
+                s2 = s2 + _channel_dot(xp, xc_n, xc_n, cax)
         if training:
-            mean0 = _channel_sum(xp, v, cax) / m
-            xc = v - _tile(xp, mean0, v, cax)           # x - mu0
-            dmean = _channel_sum(xp, xc, cax) / m       # mu - mu0: mu0's rounding error
-            var = _channel_dot(xp, xc, xc, cax) / m - dmean * dmean   # biased: divides by m
-            var = xp.maximum(var, 0)                    # a constant channel: 0, not -1e-17
+            dmean = s1 / m                              # mu - mu0: mu0's rounding error
+            var = xp.maximum(s2 / m - dmean * dmean, 0)     # biased; a constant channel gives 0
             if running_mean is not None:
                 F.update_running_stats(running_mean, running_var, mean0 + dmean, var, m,
                                        momentum)
         else:
-            var = running_var
-            xc = v - _tile(xp, running_mean, v, cax)    # x - mu, exactly
-            dmean = xp.zeros_like(running_var)
+            dmean, var = xp.zeros_like(running_var), running_var
         invstd = 1 / xp.sqrt(var + eps)
         scale = invstd if weight is None else weight * invstd     # gamma * invstd, (C,)
-        # y = gamma * xhat + beta = xc * scale + (beta - dmean * scale): two passes over xc
-        y = xc * _tile(xp, scale, v, cax)
+        # y = gamma * xhat + beta = xc * scale + (beta - dmean * scale)
         offset = -dmean * scale if bias is None else bias - dmean * scale
-        y += _tile(xp, offset, v, cax)
+        scale_t, offset_t = _tile(xp, scale, v, cax), _tile(xp, offset, v, cax)
+        y = xp.empty_like(v)
+        for n in blocks:                                # read xc, write y; the add in cache
+            y_n = y[n]
+            xp.multiply(xc[n], scale_t, out=y_n)
+            y_n += offset_t
         ctx.save_for_backward(xc, dmean, invstd, scale)
         ctx.training, ctx.cax, ctx.m = training, cax, m
         return _unview3(y, cax, x.shape)
@@ -247,17 +259,27 @@ class BatchNorm(Function):
         xc, dmean, invstd, scale = ctx.saved  # xhat = (xc - dmean) * invstd; scale = gamma * invstd
         xp, cax, m = ctx.xp, ctx.cax, ctx.m
         d = _view3(dout, cax)                           # same 3-D layout as xc
-        dbeta = _channel_sum(xp, d, cax)                                # sum dout, (C,)
-        dgamma = (_channel_dot(xp, d, xc, cax) - dmean * dbeta) * invstd  # sum dout * xhat
+        blocks = _blocks(d.shape[0], d.nbytes // d.shape[0])
+        dbeta = dot = 0
+        for n in blocks:                                # read dout and xc once
+            dbeta = dbeta + _channel_sum(xp, d[n], cax)               # sum dout, (C,)
+            dot = dot + _channel_dot(xp, d[n], xc[n], cax)            # sum dout * xc
+        dgamma = (dot - dmean * dbeta) * invstd                       # sum dout * xhat
+        scale_t = _tile(xp, scale, d, cax)
+        dx = xp.empty_like(d)
         if ctx.training:
-            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma), in three passes once
-            # xhat * dgamma / m is written as xc * k - dmean * k with k = invstd * dgamma / m
-            k = invstd * dgamma / m
-            dx = d - xc * _tile(xp, k, d, cax)
-            dx += _tile(xp, dmean * k - dbeta / m, d, cax)
-            dx *= _tile(xp, scale, d, cax)
+            # gamma * invstd / m * (m * dout - dbeta - xhat * dgamma) = scale * dout + a * xc + c
+            a = -scale * invstd * dgamma / m
+            c = scale * (dmean * invstd * dgamma - dbeta) / m
+            a_t, c_t = _tile(xp, a, d, cax), _tile(xp, c, d, cax)
+            for n in blocks:                            # read dout and xc, write dx
+                t = xc[n] * a_t
+                t += c_t
+                dx_n = dx[n]
+                xp.multiply(d[n], scale_t, out=dx_n)
+                dx_n += t
         else:
-            dx = d * _tile(xp, scale, d, cax)
+            xp.multiply(d, scale_t, out=dx)
         return (_unview3(dx, cax, dout.shape), dgamma if ctx.needs_input_grad[1] else None,
                 dbeta if ctx.needs_input_grad[2] else None)
 
