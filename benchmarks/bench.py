@@ -10,22 +10,24 @@ import os
 import sys
 
 
-def _threads_from_argv(argv, default="2"):
-    """The --threads value, read before argparse runs (see the block below for why)."""
+def _option_from_argv(argv, name, default=None):
+    """An option's value, read before argparse runs (see the block below for why)."""
     for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
+        if arg == name and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--threads="):
+        if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
     return default
 
 
 if __name__ == "__main__":
-    # OpenBLAS (NumPy's matmul) and OpenMP/MKL (PyTorch) size their thread pools when the library
-    # is first loaded, so the count must be in the environment before `import numpy` below.
-    # Child processes (the memory runs) inherit it.
+    # OpenBLAS (NumPy's matmul) and OpenMP/MKL (PyTorch) size their thread pools, and OpenBLAS
+    # picks its kernels, when the library is first loaded, so both settings must be in the
+    # environment before `import numpy` below. Child processes (the memory runs) inherit them.
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads_from_argv(sys.argv)
+        os.environ[_var] = _option_from_argv(sys.argv, "--threads", "2")
+    if _option_from_argv(sys.argv, "--openblas-coretype"):
+        os.environ["OPENBLAS_CORETYPE"] = _option_from_argv(sys.argv, "--openblas-coretype")
 
 import argparse            # noqa: E402  (after the thread settings, on purpose)
 import datetime            # noqa: E402
@@ -679,6 +681,10 @@ def measure_all(args, device, threads, worker, why_no_torch):
     if "blas_threads" in info:
         print(f"thread pools: {info['blas_threads']} (minigrad's process)"
               + (f", PyTorch {worker.threads} threads" if worker else ""))
+    if info["cpu_flags"] == "AVX-512" and "Haswell" in info.get("blas_kernels", ""):
+        print("note: NumPy's OpenBLAS runs its AVX2 (Haswell) kernels on this AVX-512 CPU (it "
+              "does not recognise the model); --openblas-coretype SkylakeX compares with its "
+              "AVX-512 kernels (benchmarks/README.md)")
     if info["load"] is not None and info["load"] > 0.5:
         print(f"warning: the machine was busy before this run (load average {info['load']:.1f} "
               f"on {info['cores']} cores): absolute times are inflated and thread pools "
@@ -1037,6 +1043,9 @@ def main(argv=None):
                         help="add the batch-size sweep: (a) 32-4096, (c) 16-1024, (d) 16-256")
     parser.add_argument("--write", action="store_true",
                         help="write this machine's section of benchmarks/RESULTS.md")
+    parser.add_argument("--openblas-coretype", metavar="NAME",
+                        help="set OPENBLAS_CORETYPE (e.g. SkylakeX) before NumPy loads, to compare "
+                             "OpenBLAS's kernels; not with --write")
     parser.add_argument("--reference", action="store_true",
                         help="time minigrad's reference ops (fast kernels off); not with --write")
     parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART",
@@ -1052,6 +1061,8 @@ def main(argv=None):
         parser.error("--only measures part of the table; run without it to --write RESULTS.md")
     if args.reference and args.write:
         parser.error("--reference measures the reference ops; RESULTS.md holds the default path")
+    if args.openblas_coretype and args.write:
+        parser.error("--openblas-coretype changes NumPy's kernels; RESULTS.md holds the default")
     if args.reference:
         os.environ["MINIGRAD_BENCH_REFERENCE"] = "1"
         mg.kernels.use_fast(False)
