@@ -980,7 +980,7 @@ ratios; at or below the target is a pass.
 def update_results(text, section):
     """`text` (the old RESULTS.md, or "") with `section`'s machine section replaced, or added:
     a new CPU section before the first GPU section, a new GPU section at the end (in place of
-    the placeholder that says no GPU was measured yet). Other machines' sections stay as they are."""
+    the placeholder that says no GPU was measured yet). Other machines' sections stay as is."""
     key = section.split("<!-- results:", 1)[1].split(" -->", 1)[0]
     begin, end = f"<!-- results:{key} -->", f"<!-- /results:{key} -->"
     if not text.strip():
