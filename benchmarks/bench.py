@@ -10,22 +10,24 @@ import os
 import sys
 
 
-def _threads_from_argv(argv, default="2"):
-    """The --threads value, read before argparse runs (see the block below for why)."""
+def _option_from_argv(argv, name, default=None):
+    """An option's value, read before argparse runs (see the block below for why)."""
     for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
+        if arg == name and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--threads="):
+        if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
     return default
 
 
 if __name__ == "__main__":
-    # OpenBLAS (NumPy's matmul) and OpenMP/MKL (PyTorch) size their thread pools when the library
-    # is first loaded, so the count must be in the environment before `import numpy` below.
-    # Child processes (the memory runs) inherit it.
+    # OpenBLAS (NumPy's matmul) and OpenMP/MKL (PyTorch) size their thread pools, and OpenBLAS
+    # picks its kernels, when the library is first loaded, so both settings must be in the
+    # environment before `import numpy` below. Child processes (the memory runs) inherit them.
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads_from_argv(sys.argv)
+        os.environ[_var] = _option_from_argv(sys.argv, "--threads", "2")
+    if _option_from_argv(sys.argv, "--openblas-coretype"):
+        os.environ["OPENBLAS_CORETYPE"] = _option_from_argv(sys.argv, "--openblas-coretype")
 
 import argparse            # noqa: E402  (after the thread settings, on purpose)
 import datetime            # noqa: E402
@@ -33,6 +35,7 @@ import gc                  # noqa: E402
 import json                # noqa: E402
 import multiprocessing     # noqa: E402
 import platform            # noqa: E402
+import re                  # noqa: E402
 import resource            # noqa: E402
 import statistics          # noqa: E402
 import subprocess          # noqa: E402
@@ -59,6 +62,7 @@ if os.environ.get("MINIGRAD_BENCH_REFERENCE") == "1":
 
 LR, MOMENTUM, SEED = 0.05, 0.9, 0
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+README = Path(__file__).resolve().parent / "README.md"
 
 
 # ---- the networks: one function each, built by either library's `nn` ----------------------------
@@ -113,17 +117,22 @@ TRAIN_CASES = [
 ]
 CASES = {c.key: c for c in TRAIN_CASES}
 BN_SHAPES, BN_TARGET = [(128, 64, 8, 8), (64, 64, 28, 28)], 2.0
-OVERHEAD_TARGET_US = 4.0          # minigrad's tiny add + backward minus the array library's a + b
+OVERHEAD_TARGET = 0.25       # minigrad's tiny add + backward over PyTorch's own
 MEMORY_CASES, MEMORY_TARGET = ("c", "d"), 1.5
-PARTS = [c.key for c in TRAIN_CASES] + ["bn", "overhead", "memory"]     # what --only can pick
+SWEEP = {"a": (32, 256, 1024, 4096), "c": (16, 64, 256, 1024), "d": (16, 64, 256)}
+SWEEP_GROWTH = 1.1           # cost per sample at the largest batch over the sweep's lowest
+DEFAULT_PARTS = [c.key for c in TRAIN_CASES] + ["bn", "overhead", "memory"]
+PARTS = DEFAULT_PARTS + ["sweep"]                       # what --only can pick
 
 
 def make_batch(kind, batch, seed=SEED):
     """One fixed batch (x float32, y int64) as NumPy arrays: the real 8x8 digits where the case
-    says so, else uniform pixels in [0, 1) with random labels (no MNIST download needed)."""
+    says so (repeated past the 1,797 there are, for the batch sweep), else uniform pixels in
+    [0, 1) with random labels (no MNIST download needed)."""
     if kind.startswith("digits"):
         images, labels = _digits()
-        x, y = images[:batch].copy(), labels[:batch].copy()  # (batch, 1, 8, 8), (batch,)
+        rows = np.arange(batch) % len(images)
+        x, y = images[rows], labels[rows]                    # (batch, 1, 8, 8), (batch,)
         return (x.reshape(batch, 64) if kind == "digits_flat" else x), y
     rng = np.random.default_rng(seed)
     shape = (batch, 784) if kind == "pixels_784" else (batch, 1, 28, 28)
@@ -132,7 +141,7 @@ def make_batch(kind, batch, seed=SEED):
 
 @lru_cache(maxsize=1)
 def _digits():
-    return mg.data.load_digits("all")        # 1,797 images: enough for batch 512
+    return mg.data.load_digits("all")        # 1,797 images
 
 
 # ---- the two libraries side by side -------------------------------------------------------------
@@ -600,6 +609,24 @@ def cuda_pool_growth(framework, torch, case, batch, steps):
 
 
 # ---- the run ------------------------------------------------------------------------------------
+def cpu_flags():
+    """The vector extensions that decide how fast BLAS and NumPy's loops run (see flags_label),
+    or the machine's architecture where /proc/cpuinfo is absent."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return platform.machine() or "flags unknown"
+    return flags_label(flags)
+
+
+def flags_label(flags):
+    """"AVX-512", "AVX2, no AVX-512" or "no AVX2", from a CPU's list of flags."""
+    if "avx512f" in flags:
+        return "AVX-512"
+    return "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+
+
 def machine_info(device, threads, torch_version):
     cpu = "unknown CPU"
     try:
@@ -608,7 +635,7 @@ def machine_info(device, threads, torch_version):
     except (OSError, StopIteration):
         cpu = platform.processor() or cpu
     versions = backend.versions()
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+    info = {"cpu": cpu, "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "minigrad": mg.__version__, "torch": torch_version or "not installed",
             "cupy": versions["cupy"] or "not installed", "gpu": versions["gpu"],
@@ -616,8 +643,10 @@ def machine_info(device, threads, torch_version):
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     try:                                    # what the BLAS pools really got, when we can ask
         from threadpoolctl import threadpool_info
-        info["blas_threads"] = ", ".join(f"{p['internal_api']}={p['num_threads']}"
-                                         for p in threadpool_info())
+        pools = threadpool_info()
+        info["blas_threads"] = ", ".join(f"{p['internal_api']}={p['num_threads']}" for p in pools)
+        info["blas_kernels"] = ", ".join(f"{p['internal_api']} {p['architecture']}"
+                                         for p in pools if p.get("architecture"))
     except ImportError:
         pass
     return info
@@ -641,17 +670,21 @@ def run(args):
 
 
 def measure_all(args, device, threads, worker, why_no_torch):
-    only = set(args.only or PARTS)
+    only = set(args.only or DEFAULT_PARTS) | ({"sweep"} if args.sweep else set())
     timing = dict(rounds=args.rounds or (3 if args.quick else 15),
                   block_s=0.02 if args.quick else 0.25, settle_s=0.0 if args.quick else 0.1)
     info = machine_info(device, threads, worker.version if worker else None)
     versus = (f"PyTorch {worker.version} (in a process of its own)" if worker
               else f"nothing: {why_no_torch}")
     print(f"minigrad {mg.__version__} vs {versus}; device {device}, {threads} threads, "
-          f"{timing['rounds']} interleaved rounds")
+          f"{timing['rounds']} interleaved rounds; CPU {info['cpu']} ({info['cpu_flags']})")
     if "blas_threads" in info:
         print(f"thread pools: {info['blas_threads']} (minigrad's process)"
               + (f", PyTorch {worker.threads} threads" if worker else ""))
+    if info["cpu_flags"] == "AVX-512" and "Haswell" in info.get("blas_kernels", ""):
+        print("note: NumPy's OpenBLAS runs its AVX2 (Haswell) kernels on this AVX-512 CPU (it "
+              "does not recognise the model); --openblas-coretype SkylakeX compares with its "
+              "AVX-512 kernels (benchmarks/README.md)")
     if info["load"] is not None and info["load"] > 0.5:
         print(f"warning: the machine was busy before this run (load average {info['load']:.1f} "
               f"on {info['cores']} cores): absolute times are inflated and thread pools "
@@ -665,13 +698,14 @@ def measure_all(args, device, threads, worker, why_no_torch):
             **measure_speed(device, worker, args.batch_scale, timing, only),
             "overhead": measure_overhead(device, worker, timing) if "overhead" in only else None,
             "memory": (measure_memory(device, worker, args.batch_scale, threads, args.quick)
-                       if "memory" in only else [])}
+                       if "memory" in only else []),
+            "sweep": measure_sweep(device, worker, timing) if "sweep" in only else []}
 
 
 def measure_speed(device, worker, batch_scale, timing, only=None):
     """The training steps (a)-(d) and BatchNorm2d alone, each library against the other
     (only the parts named in `only`: case keys and "bn"; all by default)."""
-    only = set(PARTS) if only is None else only
+    only = set(DEFAULT_PARTS) if only is None else only
     print(f"\n{'training step':66s} {'minigrad':>10s} {'PyTorch':>10s} {'ratio (min-max)':>18s}"
           f" {'target':>7s}  GFLOP/s mg/torch")
     train, bn = [], []
@@ -694,20 +728,69 @@ def measure_speed(device, worker, batch_scale, timing, only=None):
     return {"train": train, "bn": bn}
 
 
+def measure_sweep(device, worker, timing):
+    """Each case of SWEEP at every batch size of its list, against PyTorch as in measure_speed:
+    time per step, ratio, and cost per sample. At most 5 rounds per batch, so the sweep adds
+    a few minutes."""
+    timing = dict(timing, rounds=min(timing["rounds"], 5))
+    print(f"\n{'batch sweep':30s} {'minigrad':>10s} {'PyTorch':>10s} {'ratio (min-max)':>18s}"
+          f" {'target':>7s}  us/sample mg/torch")
+    rows = []
+    for key, batches in SWEEP.items():
+        case = CASES[key]
+        for batch in batches:
+            step, model = minigrad_train_step(case, batch, device)
+            times = time_against_torch({"minigrad": (step, minigrad_sync(device))}, worker,
+                                       ("train", key, batch, numpy_state(model)), **timing)
+            row = {"key": key, "batch": batch, "target": case.target, **summarize(times)}
+            rows.append(row)
+            print(_console_row(f"({key}) batch {batch}", row, None, width=30) + "  "
+                  + " / ".join(f"{1e3 * row[k] / batch:.1f}" for k in ("minigrad_ms", "torch_ms")
+                               if k in row))
+            del step, model
+            gc.collect()
+    for key, growth in sweep_growth(rows).items():
+        print(f"({key}) cost per sample, largest batch over the sweep's lowest: "
+              + ", ".join(f"{name} {g:.2f}" for name, g in growth.items())
+              + f" (target for minigrad <= {SWEEP_GROWTH:g})")
+    return rows
+
+
+def sweep_growth(rows):
+    """{case: {library: cost per sample at the largest batch / the lowest over the sweep}}."""
+    out = {}
+    for key in dict.fromkeys(r["key"] for r in rows):
+        case_rows = sorted((r for r in rows if r["key"] == key), key=lambda r: r["batch"])
+        out[key] = {}
+        for name, field in (("minigrad", "minigrad_ms"), ("PyTorch", "torch_ms")):
+            if field in case_rows[0]:
+                per_sample = [r[field] / r["batch"] for r in case_rows]
+                out[key][name] = per_sample[-1] / min(per_sample)
+    return out
+
+
 def measure_overhead(device, worker, timing):
-    """Microseconds per tiny add: minigrad's forward + backward, the array library's a + b."""
+    """Microseconds per tiny add: minigrad's forward + backward, PyTorch's, and the array
+    library's own a + b; the verdict is minigrad's time over PyTorch's (median of the per-round
+    ratios), a ratio that does not move with the machine's speed."""
     sync = minigrad_sync(device)
     runners = {name: (fn, sync) for name, fn in tiny_add_loops(device).items()}
     times = time_against_torch(runners, worker, ("tiny",), **timing)
     us = {name: 1e6 * statistics.median(t) / TINY_LOOP for name, t in times.items()}
+    row = {"minigrad_us": us["minigrad"], "array_us": us["array"],
+           "diff_us": us["minigrad"] - us["array"], "torch_us": us.get("torch"),
+           "target": OVERHEAD_TARGET}
     array_name = "NumPy" if device == "cpu" else "CuPy"
-    print(f"\ntiny (2,2) add: minigrad fwd+bwd {us['minigrad']:.2f} us, {array_name} a + b "
-          f"{us['array']:.2f} us, difference {us['minigrad'] - us['array']:.2f} us "
-          f"(target <= {OVERHEAD_TARGET_US:g})"
-          + (f"; PyTorch fwd+bwd {us['torch']:.2f} us" if "torch" in us else ""))
-    return {"minigrad_us": us["minigrad"], "array_us": us["array"],
-            "diff_us": us["minigrad"] - us["array"], "torch_us": us.get("torch"),
-            "target_us": OVERHEAD_TARGET_US}
+    line = (f"\ntiny (2,2) add: minigrad fwd+bwd {us['minigrad']:.2f} us ({array_name} a + b "
+            f"{us['array']:.2f} us, difference {row['diff_us']:.2f} us)")
+    if "torch" in times:
+        ratio = summarize(times)
+        row.update(ratio=ratio["ratio"], ratio_min=ratio["ratio_min"],
+                   ratio_max=ratio["ratio_max"])
+        line += (f"; PyTorch fwd+bwd {us['torch']:.2f} us; ratio {row['ratio']:.2f} "
+                 f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f}), target <= {OVERHEAD_TARGET:g}")
+    print(line)
+    return row
 
 
 def measure_memory(device, worker, batch_scale, threads, quick):
@@ -747,8 +830,8 @@ def measure_memory(device, worker, batch_scale, threads, quick):
     return rows
 
 
-def _console_row(label, row, flops):
-    line = f"{label:66s} {row['minigrad_ms']:8.2f}ms"
+def _console_row(label, row, flops, width=66):
+    line = f"{label:{width}s} {row['minigrad_ms']:8.2f}ms"
     if "torch_ms" in row:
         line += (f" {row['torch_ms']:8.2f}ms {row['ratio']:6.2f} ({row['ratio_min']:.2f}-"
                  f"{row['ratio_max']:.2f}) {row['target']:7.2f}")
@@ -766,16 +849,33 @@ def _verdict(value, target):
     return "n/a" if value is None else ("pass" if value <= target else "miss")
 
 
+def machine_heading(res):
+    """The section's title, which names the machine: "CPU: <model> (<flags>)" or "GPU: <model>"."""
+    info = res["info"]
+    if res["device"] == "cuda":
+        return f"GPU: {info['gpu']}"
+    return f"CPU: {info['cpu']} ({info['cpu_flags']})"
+
+
+def section_key(heading):
+    """The marker name of a machine's section: its heading, lower case, runs of other characters
+    as one '-' ("CPU: AMD EPYC (AVX-512)" -> "cpu-amd-epyc-avx-512")."""
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
 def render_section(res):
-    """The markdown section of one run (CPU or GPU): machine, versions, then one table."""
+    """The markdown section of one run on one machine: machine, versions, then the tables."""
     info, gpu = res["info"], res["device"] == "cuda"
-    lines = [f"<!-- results:{res['device']} -->",
-             f"## {'GPU' if gpu else 'CPU'}", "",
-             f"- machine: {info['cpu']}, {info['cores']} cores"
-             + (f"; GPU {info['gpu']}" if gpu else ""),
+    heading = machine_heading(res)
+    key = section_key(heading)
+    lines = [f"<!-- results:{key} -->",
+             f"## {heading}", "",
+             f"- machine: {info['cpu']} ({info['cpu_flags']}), {info['cores']} cores"
+             + (f"; GPU {info['gpu']}" if gpu else "")
+             + (f"; BLAS kernels: {info['blas_kernels']}" if info.get("blas_kernels") else ""),
              f"- versions: Python {info['python']}, NumPy {info['numpy']}, minigrad "
              f"{info['minigrad']}, PyTorch {info['torch']}, CuPy {info['cupy']}",
-             f"- {info['date']}, {info['threads']} threads (torch.set_num_threads and "
+             f"- run: {info['date']}, {info['threads']} threads (torch.set_num_threads and "
              f"OMP/OPENBLAS/MKL_NUM_THREADS), {res['rounds']} interleaved rounds, PyTorch in a "
              "process of its own"
              + (" (--quick)" if res["quick"] else "")
@@ -791,13 +891,16 @@ def render_section(res):
               "GFLOP/s minigrad / PyTorch |", "|---|---:|---:|---:|---:|---|---:|"]
     peak = res["matmul"]["array_gflops"]
 
+    def ratio_cells(row):
+        if "ratio" not in row:
+            return ["-", f"<= {row['target']:g}", "n/a"]
+        return [f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
+                f"<= {row['target']:g}", _verdict(row["ratio"], row["target"])]
+
     def ms_row(label, row, gflop=None):
         has_torch = "torch_ms" in row
         cells = [label, f"{row['minigrad_ms']:.2f} ms",
-                 f"{row['torch_ms']:.2f} ms" if has_torch else "-",
-                 f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
-                 if has_torch else "-", f"<= {row['target']:g}",
-                 _verdict(row.get("ratio"), row["target"]), "-"]
+                 f"{row['torch_ms']:.2f} ms" if has_torch else "-", *ratio_cells(row), "-"]
         if gflop:
             mg_rate = gflop / row["minigrad_ms"] * 1e3
             cells[-1] = f"{mg_rate:.1f} ({100 * mg_rate / peak:.0f}% of matmul)"
@@ -811,11 +914,12 @@ def render_section(res):
     for row in res["bn"]:
         lines.append(ms_row(f"BatchNorm2d {tuple(row['shape'])} fwd+bwd", row))
     o = res["overhead"]
-    array_name = "CuPy" if gpu else "NumPy"
-    lines.append(f"| tiny (2,2) add fwd+bwd vs {array_name} a + b | {o['minigrad_us']:.2f} us | "
-                 + (f"{o['torch_us']:.2f} us" if o["torch_us"] is not None else "-")
-                 + f" | {array_name} {o['array_us']:.2f} us; difference {o['diff_us']:.2f} us | "
-                 f"<= {o['target_us']:g} us | {_verdict(o['diff_us'], o['target_us'])} | - |")
+    if o is not None:
+        array_name = "CuPy" if gpu else "NumPy"
+        lines.append(f"| tiny (2,2) add fwd+bwd ({array_name} a + b {o['array_us']:.2f} us, "
+                     f"difference {o['diff_us']:.2f} us) | {o['minigrad_us']:.2f} us | "
+                     + (f"{o['torch_us']:.2f} us" if o["torch_us"] is not None else "-")
+                     + " | " + " | ".join(ratio_cells(o)) + " | - |")
     for row in res["memory"]:
         extra = (f" (minigrad tracemalloc, one step: {row['tracemalloc'] / 2**20:.1f} MiB)"
                  if "tracemalloc" in row else "")
@@ -830,32 +934,98 @@ def render_section(res):
                   f"{res['memory'][0]['steps']} training steps from a freshly built model"
                   + (", in a fresh process per library (median of the runs)"
                      if not gpu else "") + "."]
-    lines.append(f"<!-- /results:{res['device']} -->")
+    if res.get("sweep"):
+        lines += render_sweep(res["sweep"])
+    lines.append(f"<!-- /results:{key} -->")
     return "\n".join(lines) + "\n"
+
+
+def render_sweep(rows):
+    """The batch-size sweep: one row per case and batch, then the growth of each case's cost
+    per sample from the sweep's lowest to its largest batch."""
+    lines = ["", "Batch-size sweep (training step; cost per sample = time per step / batch):", "",
+             "| case | batch | minigrad | PyTorch | ratio (min-max) | target | result | "
+             "us/sample minigrad / PyTorch |", "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for row in rows:
+        has_torch = "torch_ms" in row
+        ratio = (f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+                 if has_torch else "-")
+        per_sample = f"{1e3 * row['minigrad_ms'] / row['batch']:.1f}" + (
+            f" / {1e3 * row['torch_ms'] / row['batch']:.1f}" if has_torch else "")
+        lines.append(f"| ({row['key']}) | {row['batch']} | {row['minigrad_ms']:.2f} ms | "
+                     + (f"{row['torch_ms']:.2f} ms" if has_torch else "-")
+                     + f" | {ratio} | <= {row['target']:g} | "
+                     f"{_verdict(row.get('ratio'), row['target'])} | {per_sample} |")
+    lines += ["", "| case | cost per sample, largest batch / sweep's lowest: minigrad | PyTorch "
+              "| target (minigrad) | result |", "|---|---:|---:|---:|---|"]
+    for key, growth in sweep_growth(rows).items():
+        torch_growth = f"{growth['PyTorch']:.2f}" if "PyTorch" in growth else "-"
+        lines.append(f"| ({key}) | {growth['minigrad']:.2f} | {torch_growth} | "
+                     f"<= {SWEEP_GROWTH:g} | {_verdict(growth['minigrad'], SWEEP_GROWTH)} |")
+    return lines
 
 
 RESULTS_HEADER = """# Benchmark results
 
-Written by `python benchmarks/bench.py --write` (CPU section) and `--device cuda --write` (GPU
-section); each run replaces only its own section. README.md explains the measurements. Ratio is
-minigrad time / PyTorch time, the median of the per-round ratios; below the target is a pass.
+Written by `python benchmarks/bench.py --write` (add `--sweep` for the batch-size sweep, and
+`--device cuda` on a GPU). Each machine has a section of its own, named by its CPU model and
+vector extensions (or its GPU): a run replaces only its own machine's section, so results from
+different machines never overwrite each other. README.md explains the measurements and lists the
+latest run on each machine. Ratio is minigrad time / PyTorch time, the median of the per-round
+ratios; at or below the target is a pass.
 
 """
 
 
-def update_results(text, section, device):
-    """`text` (the old RESULTS.md, or "") with the section for `device` replaced or added."""
-    begin, end = f"<!-- results:{device} -->", f"<!-- /results:{device} -->"
+def update_results(text, section):
+    """`text` (the old RESULTS.md, or "") with `section`'s machine section replaced, or added:
+    a new CPU section before the first GPU section, a new GPU section at the end (in place of
+    the placeholder that says no GPU was measured yet). Other machines' sections stay as is."""
+    key = section.split("<!-- results:", 1)[1].split(" -->", 1)[0]
+    begin, end = f"<!-- results:{key} -->", f"<!-- /results:{key} -->"
     if not text.strip():
         text = RESULTS_HEADER
+    if begin not in text and key.startswith("gpu") and "<!-- results:cuda -->" in text:
+        begin, end = "<!-- results:cuda -->", "<!-- /results:cuda -->"    # the placeholder
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         tail = rest.split(end, 1)[1].lstrip("\n")
         return head + section + ("\n" + tail if tail else "")
-    if device == "cpu" and "<!-- results:cuda -->" in text:     # the CPU section comes first
-        head, tail = text.split("<!-- results:cuda -->", 1)
-        return head + section + "\n<!-- results:cuda -->" + tail
+    first_gpu = min((text.index(m) for m in ("<!-- results:gpu", "<!-- results:cuda -->")
+                     if m in text), default=None)
+    if key.startswith("cpu") and first_gpu is not None:
+        return text[:first_gpu] + section + "\n" + text[first_gpu:]
     return text.rstrip("\n") + "\n\n" + section
+
+
+def results_index(text):
+    """[(heading, run line)] of every machine section in a RESULTS.md text, in file order."""
+    out = []
+    for chunk in text.split("<!-- results:")[1:]:
+        body = chunk.split(" -->", 1)[1]
+        heading = next((ln[3:].strip() for ln in body.splitlines() if ln.startswith("## ")), None)
+        run = next((ln[len("- run: "):].split(",")[0] for ln in body.splitlines()
+                    if ln.startswith("- run: ")), "not measured yet")
+        if heading:
+            out.append((heading, run))
+    return out
+
+
+def _anchor(heading):
+    """GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+
+
+def update_readme_index(readme, results_text):
+    """README.md's list of the latest run on each machine (between its markers), rebuilt from
+    RESULTS.md's sections."""
+    begin, end = "<!-- latest-results -->", "<!-- /latest-results -->"
+    if begin not in readme or end not in readme:
+        return readme
+    items = [f"- [{heading}](RESULTS.md#{_anchor(heading)}): {run}"
+             for heading, run in results_index(results_text)]
+    head, rest = readme.split(begin, 1)
+    return head + begin + "\n" + "\n".join(items) + "\n" + end + rest.split(end, 1)[1]
 
 
 def main(argv=None):
@@ -869,8 +1039,13 @@ def main(argv=None):
                         help="cuda: minigrad on CuPy, PyTorch on CUDA")
     parser.add_argument("--batch-scale", action="store_true",
                         help="GPU batches: (c) at 512 and (d) at 256")
+    parser.add_argument("--sweep", action="store_true",
+                        help="add the batch-size sweep: (a) 32-4096, (c) 16-1024, (d) 16-256")
     parser.add_argument("--write", action="store_true",
-                        help="write this run's section of benchmarks/RESULTS.md")
+                        help="write this machine's section of benchmarks/RESULTS.md")
+    parser.add_argument("--openblas-coretype", metavar="NAME",
+                        help="set OPENBLAS_CORETYPE (e.g. SkylakeX) before NumPy loads, to compare "
+                             "OpenBLAS's kernels; not with --write")
     parser.add_argument("--reference", action="store_true",
                         help="time minigrad's reference ops (fast kernels off); not with --write")
     parser.add_argument("--only", nargs="+", choices=PARTS, metavar="PART",
@@ -886,6 +1061,8 @@ def main(argv=None):
         parser.error("--only measures part of the table; run without it to --write RESULTS.md")
     if args.reference and args.write:
         parser.error("--reference measures the reference ops; RESULTS.md holds the default path")
+    if args.openblas_coretype and args.write:
+        parser.error("--openblas-coretype changes NumPy's kernels; RESULTS.md holds the default")
     if args.reference:
         os.environ["MINIGRAD_BENCH_REFERENCE"] = "1"
         mg.kernels.use_fast(False)
@@ -897,8 +1074,9 @@ def main(argv=None):
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     if args.write:
         old = RESULTS.read_text() if RESULTS.exists() else ""
-        RESULTS.write_text(update_results(old, render_section(res), args.device))
-        print(f"wrote {RESULTS}")
+        RESULTS.write_text(update_results(old, render_section(res)))
+        README.write_text(update_readme_index(README.read_text(), RESULTS.read_text()))
+        print(f"wrote this machine's section of {RESULTS} and the list in {README}")
 
 
 if __name__ == "__main__":

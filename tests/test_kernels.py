@@ -153,6 +153,35 @@ def test_kernel_equals_reference(row, layout, dtype, device):
         np.testing.assert_allclose(f, r, rtol=rtol, atol=atol * scale, err_msg=name)
 
 
+@pytest.mark.parametrize("row", [r for r in ROWS if r.op in (F.Conv2d, F.BatchNorm)
+                                 and r.shapes[0][0] > 1], ids=lambda r: r.id)
+def test_kernels_in_blocks_of_one_image(row, device, monkeypatch):
+    # The conv and BatchNorm kernels work a block of images at a time (cpu._BLOCK_BYTES); with
+    # blocks of one image their block loops run once per image, and the numbers must not change.
+    monkeypatch.setattr(cpu, "_BLOCK_BYTES", 1)
+    assert len(cpu._blocks(row.shapes[0][0], 100)) == row.shapes[0][0]
+    layouts = ("nchw", "channels-last") if len(row.shapes[0]) == 4 else ("plain",)
+    for layout in layouts:
+        for dtype in ("float32", "float64"):
+            test_kernel_equals_reference(row, layout, dtype, device)
+
+
+def test_batch_norm_statistics_do_not_depend_on_the_blocks(monkeypatch):
+    # float32 data with mean 1e4 whose first image lies 50 standard deviations from the rest:
+    # whatever the blocks, the kernel's shift is the whole batch's mean estimate, so the variance
+    # keeps float32 precision (a shift taken from the first block alone loses a factor ~30 here).
+    rng = np.random.default_rng(4)
+    x = 1e4 + rng.standard_normal((16, 3, 5, 5))
+    x[0] += 50.0
+    x32 = x.astype(np.float32).astype(np.float64)        # the values the kernel sees
+    for block_bytes in (1, 1 << 21):
+        monkeypatch.setattr(cpu, "_BLOCK_BYTES", block_bytes)
+        rm, rv = Tensor(np.zeros(3)), Tensor(np.ones(3))
+        F.batch_norm(Tensor(x), rm, rv, training=True, momentum=1.0)  # rv: the unbiased variance
+        np.testing.assert_allclose(host(rv.data), x32.var(axis=(0, 2, 3), ddof=1), rtol=5e-7)
+        np.testing.assert_allclose(host(rm.data), x32.mean(axis=(0, 2, 3)), rtol=1e-7)
+
+
 def test_every_kernel_has_rows():
     covered = {row.op for row in ROWS}
     missing = [op.__name__ for op in kernels.KERNELS if op not in covered]
