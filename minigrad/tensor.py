@@ -41,6 +41,9 @@ class Context:
     Ops may also store plain attributes on it (an axis, a shape).
     """
 
+    # slots for what every op records (set on every op, faster than a dict); __dict__ for the rest
+    __slots__ = ("xp", "saved", "fn", "inputs", "needs_input_grad", "__dict__")
+
     def __init__(self, xp):
         self.xp = xp
         self.saved = ()
@@ -66,10 +69,13 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         """Run forward on the inputs' arrays; when a gradient is wanted, record the graph edge."""
-        arrays = [a.data if isinstance(a, Tensor) else a for a in inputs]
+        arrays, needs_grad = [], []
+        for a in inputs:                 # one plain loop: it runs for every op of every step
+            tensor = isinstance(a, Tensor)
+            arrays.append(a.data if tensor else a)
+            needs_grad.append(tensor and a.requires_grad)
         ctx = Context(_array_library(cls, inputs, arrays))
         out = cls.forward(ctx, *arrays, **options)
-        needs_grad = [isinstance(a, Tensor) and a.requires_grad for a in inputs]
         if not (_grad_enabled and True in needs_grad):
             return Tensor._make(out, False, None)
         ctx.fn, ctx.inputs, ctx.needs_input_grad = cls, inputs, tuple(needs_grad)
@@ -78,17 +84,16 @@ class Function:
 
 def _array_library(fn, inputs, arrays):
     """The array library all Tensor inputs share; an error naming both devices otherwise."""
-    tensors = [(t, a) for t, a in zip(inputs, arrays) if isinstance(t, Tensor)]
-    if not tensors:
-        return np
-    kind = type(tensors[0][1])
-    for t, a in tensors:
-        if type(a) is not kind:
-            first = tensors[0][0]
-            raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but "
-                               f"found one on {first.device} {first.shape} and one on "
-                               f"{t.device} {t.shape}; move one with .to(device) first")
-    return np if kind is np.ndarray else backend.xp_of(tensors[0][1])
+    kind = None
+    for t, a in zip(inputs, arrays):
+        if isinstance(t, Tensor):
+            if kind is None:
+                kind, first = type(a), t
+            elif type(a) is not kind:
+                raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but "
+                                   f"found one on {first.device} {first.shape} and one on "
+                                   f"{t.device} {t.shape}; move one with .to(device) first")
+    return np if kind is np.ndarray or kind is None else backend.xp_of(first.data)
 
 
 def _input_gradients(ctx, dout, retain_graph):
@@ -110,9 +115,9 @@ def _input_gradients(ctx, dout, retain_graph):
     for x, g in zip(ctx.inputs, grads):
         if g is None or not isinstance(x, Tensor) or not x.requires_grad:
             continue
-        if g.shape != x.shape:
-            g = _unbroadcast(g, x.shape, ctx.fn)
-        yield x, g if g.dtype == x.dtype else g.astype(x.dtype)    # PyTorch's dtype rule
+        if g.shape != x.data.shape:
+            g = _unbroadcast(g, x.data.shape, ctx.fn)
+        yield x, g if g.dtype == x.data.dtype else g.astype(x.data.dtype)   # PyTorch's rule
 
 
 def _unbroadcast(grad, shape, fn):
@@ -164,9 +169,20 @@ def _accumulate(t, g, stored):
     t.grad = g
 
 
+def _promote(a, b, op):
+    """PyTorch's type promotion: an integer or bool operand meeting a float one takes its
+    dtype, and dividing two integer tensors gives float32 (NumPy would give float64 for both)."""
+    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
+    if fa != fb:
+        return (a, b.astype(a.dtype)) if fa else (a.astype(b.dtype), b)
+    if not fa and op is _ops.Div:
+        return a.astype(np.float32), b.astype(np.float32)
+    return a, b
+
+
 def _make_tensor(data, requires_grad, ctx):
     """Internal constructor for op outputs: wraps the array as it is (no dtype rule, no copy)."""
-    if not backend.is_array(data):
+    if type(data) is not np.ndarray and not backend.is_array(data):   # the common case first
         data = np.asarray(data)         # NumPy reductions return scalars, not arrays
     t = object.__new__(Tensor)
     t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, requires_grad, ctx, False
@@ -322,18 +338,22 @@ class Tensor(TensorMethods):
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad: none of the tensors "
                 "it was computed from had requires_grad=True (or it was made under no_grad())")
-        grads = {self: self._seed_gradient(gradient)}      # tensor -> d(self)/d(tensor)
-        stored = {id(grads[self]): grads[self]}    # the caller's array must not become a .grad
+        seed = self._seed_gradient(gradient)
+        stored = {id(seed): seed}          # the caller's array must not become a .grad
+        if self._ctx is None:              # backward() on a leaf: its gradient is the seed
+            return _accumulate(self, seed, stored)
+        grads = {self: seed}               # op output -> d(self)/d(output), once complete
         for t in self._topological_order():
             g = grads.pop(t, None)
             if g is None:                  # no path with a gradient reached t
                 continue
-            if t._ctx is None or t._retains_grad:
+            if t._retains_grad:
                 _accumulate(t, g, stored)
-            if t._ctx is None:
-                continue
             for x, dx in _input_gradients(t._ctx, g, retain_graph):
-                grads[x] = grads[x] + dx if x in grads else dx    # complete once all users ran
+                if x._ctx is None:         # a leaf: nothing flows on from it, straight to .grad
+                    _accumulate(x, dx, stored)
+                else:                      # complete once every op that used x has run
+                    grads[x] = grads[x] + dx if x in grads else dx
 
     def _seed_gradient(self, gradient):
         """The gradient backward starts from: 1 for one element, else the caller's, checked."""
@@ -345,15 +365,17 @@ class Tensor(TensorMethods):
                     f"{self.shape}; reduce it first (e.g. loss = out.sum()) or pass "
                     f"gradient=<array of shape {self.shape}>")
             return xp.ones_like(self.data)
-        gradient = xp.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
-                              dtype=self.dtype)
+        gradient = gradient.data if isinstance(gradient, Tensor) else gradient
+        if type(gradient) is not type(self.data) or gradient.dtype != self.dtype:
+            gradient = xp.asarray(gradient, dtype=self.dtype)
         if gradient.shape != self.shape:
             raise ValueError(f"backward(gradient) needs a gradient of shape {self.shape}, "
                              f"got {gradient.shape}")
         return gradient
 
     def _topological_order(self):
-        """self and every tensor it depends on that requires grad, each before its inputs.
+        """self and every op output it depends on that requires grad, each before its inputs
+        (leaves are left out: backward hands them their gradients directly).
 
         Iterative depth-first search (a chain of 10,000 ops would overflow Python's recursion
         limit): a node is emitted once all its inputs were, then the list is reversed.
@@ -367,9 +389,10 @@ class Tensor(TensorMethods):
             elif t not in visited:
                 visited.add(t)
                 stack.append((t, True))
-                if t._ctx is not None:
-                    stack += [(p, False) for p in t._ctx.parents
-                              if p.requires_grad and p not in visited]
+                for p in t._ctx.inputs:
+                    if isinstance(p, Tensor) and p._ctx is not None and p.requires_grad \
+                            and p not in visited:
+                        stack.append((p, False))
         order.reverse()
         return order
 
@@ -397,15 +420,10 @@ class Tensor(TensorMethods):
         return Tensor._make(array, False, None)
 
     def _binary(self, op, other, reverse=False):
-        """Record op(self, other) (or op(other, self)) after PyTorch's type promotion: an
-        integer or bool operand meeting a float one takes its dtype, and dividing two integer
-        tensors gives float32 (NumPy would give float64 for both)."""
+        """Record op(self, other), or op(other, self), with PyTorch's type promotion."""
         a, b = (self._wrap(other), self) if reverse else (self, self._wrap(other))
-        fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
-        if fa != fb:
-            a, b = (a, b.astype(a.dtype)) if fa else (a.astype(b.dtype), b)
-        elif not fa and op is _ops.Div:
-            a, b = a.astype(np.float32), b.astype(np.float32)
+        if a.data.dtype != b.data.dtype or a.data.dtype.kind != "f":   # rare: no float pair
+            a, b = _promote(a, b, op)
         return op.apply(a, b)
 
     def __add__(self, other):
