@@ -553,10 +553,9 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         if _weight is None:
-            w = backend.rng().standard_normal((num_embeddings, embedding_dim)).astype(np.float32)
-            if padding_idx is not None:
-                w[padding_idx] = 0
-            self.weight = Parameter(w, requires_grad=not _freeze)
+            self.weight = Parameter(np.zeros((num_embeddings, embedding_dim)),
+                                    requires_grad=not _freeze)
+            self.reset_parameters()
         else:
             w = _weight.data if isinstance(_weight, Tensor) else _weight
             if tuple(w.shape) != (num_embeddings, embedding_dim):
@@ -564,6 +563,13 @@ class Embedding(Module):
                                  f"({num_embeddings}, {embedding_dim})")
             self.weight = Parameter(w, requires_grad=not _freeze, dtype=w.dtype)
         self._place(device, dtype)
+
+    def reset_parameters(self):
+        """N(0, 1) rows from minigrad's generator, the padding_idx row zero (as PyTorch)."""
+        w = backend.rng().standard_normal(self.weight.shape)
+        if self.padding_idx is not None:
+            w[self.padding_idx] = 0
+        self.weight.data[...] = backend.to_device(w.astype(self.weight.dtype), self.weight.device)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,

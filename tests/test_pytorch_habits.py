@@ -170,3 +170,14 @@ def test_batch_norm_on_an_empty_batch_returns_an_empty_output(cls, shape):
     assert int(bn.num_batches_tracked.item()) == 1    # PyTorch counts it too
     y.sum().backward()
     assert x.grad.shape == shape
+
+
+def test_embedding_reset_parameters_draws_again_and_keeps_the_padding_row_zero():
+    mg.manual_seed(3)
+    emb = nn.Embedding(5, 4, padding_idx=2)
+    first = emb.weight.numpy().copy()
+    assert not first[2].any() and first[[0, 1, 3, 4]].std() > 0.5
+    emb.weight.data[...] = 7.0
+    mg.manual_seed(3)
+    emb.reset_parameters()
+    np.testing.assert_array_equal(emb.weight.numpy(), first)      # same draw, same seed
