@@ -117,7 +117,8 @@ def _input_gradients(ctx, dout, retain_graph):
             continue
         if g.shape != x.data.shape:
             g = _unbroadcast(g, x.data.shape, ctx.fn)
-        yield x, g if g.dtype == x.data.dtype else g.astype(x.data.dtype)   # PyTorch's rule
+        dtype = x.data.dtype
+        yield x, g if g.dtype is dtype or g.dtype == dtype else g.astype(dtype)  # PyTorch's rule
 
 
 def _unbroadcast(grad, shape, fn):
@@ -357,18 +358,18 @@ class Tensor(TensorMethods):
 
     def _seed_gradient(self, gradient):
         """The gradient backward starts from: 1 for one element, else the caller's, checked."""
-        xp = backend.xp_of(self.data)
+        data = self.data
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a single-element output, got shape "
                     f"{self.shape}; reduce it first (e.g. loss = out.sum()) or pass "
                     f"gradient=<array of shape {self.shape}>")
-            return xp.ones_like(self.data)
+            return backend.xp_of(data).ones_like(data)
         gradient = gradient.data if isinstance(gradient, Tensor) else gradient
-        if type(gradient) is not type(self.data) or gradient.dtype != self.dtype:
-            gradient = xp.asarray(gradient, dtype=self.dtype)
-        if gradient.shape != self.shape:
+        if type(gradient) is not type(data) or gradient.dtype != data.dtype:
+            gradient = backend.xp_of(data).asarray(gradient, dtype=data.dtype)
+        if gradient.shape != data.shape:
             raise ValueError(f"backward(gradient) needs a gradient of shape {self.shape}, "
                              f"got {gradient.shape}")
         return gradient
@@ -422,7 +423,8 @@ class Tensor(TensorMethods):
     def _binary(self, op, other, reverse=False):
         """Record op(self, other), or op(other, self), with PyTorch's type promotion."""
         a, b = (self._wrap(other), self) if reverse else (self, self._wrap(other))
-        if a.data.dtype != b.data.dtype or a.data.dtype.kind != "f":   # rare: no float pair
+        dtype = a.data.dtype
+        if b.data.dtype is not dtype or dtype.kind != "f":    # rare: not one float dtype
             a, b = _promote(a, b, op)
         return op.apply(a, b)
 
