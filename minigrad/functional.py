@@ -208,10 +208,11 @@ def linear(input, weight, bias=None):
 
 
 def _pair(v, name):
-    pair = (v, v) if isinstance(v, int) else tuple(v)
+    """An int or a pair of ints as a pair of Python ints (kernel sizes, strides, paddings)."""
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
     if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) for n in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return pair
+    return tuple(int(n) for n in pair)
 
 
 def _im2col(xp, x, kernel, stride, padding, dilation):

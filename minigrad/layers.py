@@ -10,15 +10,9 @@ import math
 import numpy as np
 
 from . import backend
+from .functional import _pair
 from .nn import Module, Parameter
 from .tensor import Function, Tensor
-
-
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) for n in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return tuple(int(n) for n in pair)
 
 
 def _refuse(name, value, default, why):

@@ -7,15 +7,12 @@ update_bn (torch.optim.swa_utils.update_bn) recomputes the running statistics ov
 import copy
 
 from . import backend
+from .functional import _array
 from .nn import Parameter, _BatchNorm
 from .tensor import Tensor, no_grad
 
 __all__ = ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
            "fuse_linear_bn_weights", "update_bn"]
-
-
-def _array(t):
-    return t.data if isinstance(t, Tensor) else t
 
 
 def _bn_scale(xp, bn_rm, bn_rv, bn_eps, bn_w):
