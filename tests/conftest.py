@@ -15,6 +15,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from minigrad import backend  # noqa: E402
@@ -28,4 +29,10 @@ strict_device.register()
 def device(request):
     if request.param == "cuda" and not backend.cuda_available():
         pytest.skip(f"CUDA unavailable: {backend.cuda_unavailable_reason()}")
+    return request.param
+
+
+@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
+def dtype(request):
+    """Run a test in float64 and in float32 (compared with PyTorch's run of the same dtype)."""
     return request.param

@@ -5,10 +5,8 @@ ModuleList / ModuleDict naming as PyTorch's.
 
 References: tests/fixtures/habits_layers.npz, written by make_fixtures_pytorch_habits.py.
 """
-import functools
 import json
 import math
-import os
 import warnings
 
 import numpy as np
@@ -20,18 +18,8 @@ from minigrad.containers import ModuleDict, ModuleList
 from minigrad.nn import Linear, Module, ReLU
 from minigrad.tensor import Function
 from minigrad.testing import gradcheck
+from pytorch_fixtures import REF, check, load as _fixture
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-# float64 against PyTorch's float64; float32 against PyTorch's float32 run: both relative to
-# the array's largest entry (|a - e| <= tol * |e| + tol * max|e|)
-TOL = {np.float64: 1e-10, np.float32: 1e-5}
-REF = {np.float64: "f64", np.float32: "f32"}
-
-
-@functools.lru_cache(maxsize=None)
-def _fixture(name):
-    with np.load(os.path.join(FIXTURES, f"{name}.npz")) as z:
-        return {k: z[k] for k in z.files}
 
 
 def _cases(name):
@@ -41,21 +29,6 @@ def _cases(name):
 def _case(name, case):
     prefix = case + "/"
     return {k[len(prefix):]: v for k, v in _fixture(name).items() if k.startswith(prefix)}
-
-
-def check(actual, expected, dtype, what):
-    actual = backend.to_numpy(actual.data if isinstance(actual, Tensor) else actual)
-    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    tol = TOL[dtype]
-    scale = np.abs(expected).max() if expected.size else 0.0
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol, atol=tol * scale,
-                               err_msg=f"[{np.dtype(dtype).name}] {what}")
-
-
-@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
-def dtype(request):
-    return request.param
 
 
 def _kwargs(fx):

@@ -5,27 +5,20 @@ backward; the loss modules; and errors that name shapes and dtypes.
 
 References: tests/fixtures/habits_losses.npz, written by make_fixtures_pytorch_habits.py.
 """
-import functools
 import json
-import os
 
 import numpy as np
 import pytest
 
-from minigrad import Tensor, backend, losses
+from minigrad import Tensor, losses
 from minigrad.nn import Sequential, Linear
 from minigrad.tensor import Function
 from minigrad.testing import gradcheck
-
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-TOL = {np.float64: 1e-10, np.float32: 1e-5}      # relative to the array's largest entry
-REF = {np.float64: "f64", np.float32: "f32"}
+from pytorch_fixtures import REF, check, load
 
 
-@functools.lru_cache(maxsize=None)
 def _fixture():
-    with np.load(os.path.join(FIXTURES, "habits_losses.npz")) as z:
-        return {k: z[k] for k in z.files}
+    return load("habits_losses")
 
 
 CASES = sorted({k.split("/")[0] for k in _fixture() if "/" in k})
@@ -33,21 +26,6 @@ CASES = sorted({k.split("/")[0] for k in _fixture() if "/" in k})
 
 def _case(case):
     return {k[len(case) + 1:]: v for k, v in _fixture().items() if k.startswith(case + "/")}
-
-
-def check(actual, expected, dtype, what):
-    actual = backend.to_numpy(actual.data if isinstance(actual, Tensor) else actual)
-    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    tol = TOL[dtype]
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol,
-                               atol=tol * np.abs(expected).max(),
-                               err_msg=f"[{np.dtype(dtype).name}] {what}")
-
-
-@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
-def dtype(request):
-    return request.param
 
 
 def _inputs(fx, dtype, device):

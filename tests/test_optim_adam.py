@@ -8,10 +8,8 @@ same trajectory through minigrad.save / load; argument errors and PyTorch's defa
 References: tests/fixtures/habits_optim.npz and habits_sched.npz, written by
 make_fixtures_pytorch_habits.py.
 """
-import functools
 import inspect
 import json
-import os
 
 import numpy as np
 import pytest
@@ -19,20 +17,14 @@ import pytest
 import minigrad
 from minigrad import Tensor, backend, nn, optim
 from minigrad.optim import lr_scheduler
+import pytorch_fixtures
+from pytorch_fixtures import REF, load as _fixture
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-# relative to the array's largest entry; float32 runs are compared with PyTorch's float32 run
+# relative to the array's largest entry; float32 trajectories drift further than one op's rounding
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
-REF = {np.float64: "f64", np.float32: "f32"}
 # the LambdaLR functions the fixture names (make_fixtures_pytorch_habits.py defines the same)
 LAMBDAS = {"exp0.9": lambda e: 0.9 ** e, "inv": lambda e: 1.0 / (e + 1),
            "warmup5": lambda e: min(1.0, (e + 1) / 5)}
-
-
-@functools.lru_cache(maxsize=None)
-def _fixture(name):
-    with np.load(os.path.join(FIXTURES, f"{name}.npz")) as z:
-        return {k: z[k] for k in z.files}
 
 
 def _cases(name):
@@ -50,17 +42,7 @@ def _json(fx, key):
 
 
 def check(actual, expected, dtype, what):
-    actual = backend.to_numpy(actual.data if isinstance(actual, Tensor) else actual)
-    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
-    tol = TOL[dtype]
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol,
-                               atol=tol * np.abs(expected).max(),
-                               err_msg=f"[{np.dtype(dtype).name}] {what}")
-
-
-@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
-def dtype(request):
-    return request.param
+    pytorch_fixtures.check(actual, expected, dtype, what, TOL)
 
 
 # ---- optimiser trajectories against PyTorch ----------------------------------------------------

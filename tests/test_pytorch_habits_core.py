@@ -8,9 +8,7 @@ helpers; BatchNorm on an empty batch; F.batch_norm's argument checks.
 
 References: tests/fixtures/core_habits.npz, written by make_fixtures_core_habits.py (torch 2.x).
 """
-import functools
 import json
-import os
 import warnings
 
 import numpy as np
@@ -20,18 +18,12 @@ import minigrad as mg
 from minigrad import Tensor, backend, nn
 from minigrad import functional as F
 from minigrad.tensor import Function
-
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-# float64 against PyTorch's float64 run, float32 against its float32 run, relative to the
-# array's largest entry (|a - e| <= tol * |e| + tol * max|e|)
-TOL = {np.float64: 1e-10, np.float32: 1e-5}
-REF = {np.float64: "f64", np.float32: "f32"}
+from pytorch_fixtures import REF, check, load
 
 
-@functools.lru_cache(maxsize=None)
+
 def _fixture():
-    with np.load(os.path.join(FIXTURES, "core_habits.npz")) as z:
-        return {k: z[k] for k in z.files}
+    return load("core_habits")
 
 
 def _cases(family):
@@ -54,24 +46,6 @@ def tuples(v):
     if isinstance(v, dict):
         return {k: tuples(x) for k, x in v.items()}
     return v
-
-
-def check(actual, expected, dtype, what):
-    actual = backend.to_numpy(actual.data if isinstance(actual, Tensor) else actual)
-    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    if np.dtype(dtype).kind != "f":
-        np.testing.assert_array_equal(actual, expected, err_msg=what)
-        return
-    tol = TOL[dtype]
-    scale = np.abs(expected).max() if expected.size else 0.0
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=tol, atol=tol * scale,
-                               err_msg=f"[{np.dtype(dtype).name}] {what}")
-
-
-@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
-def dtype(request):
-    return request.param
 
 
 def leaf(array, dtype, device):
