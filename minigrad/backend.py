@@ -170,10 +170,10 @@ def tune_malloc():
     except (OSError, AttributeError):
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's <malloc.h> constants
-    # blocks up to 32 MiB (glibc's maximum) come from the heap, and up to 128 MiB of free heap
-    # is kept instead of being returned to the system
+    # blocks up to 32 MiB (glibc's maximum) come from the heap, and up to 1 GiB of free heap is
+    # kept instead of being returned to the system: a large batch's step peaks above 128 MiB
     applied = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1
-    MALLOC_TUNED = mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024) == 1 and applied
+    MALLOC_TUNED = mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 and applied
     return MALLOC_TUNED
 
 
