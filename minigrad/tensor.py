@@ -74,32 +74,32 @@ class Function:
             tensor = isinstance(a, Tensor)
             arrays.append(a.data if tensor else a)
             needs_grad.append(tensor and a.requires_grad)
-        ctx = Context(_array_library(cls, inputs, arrays))
+        ctx = Context(_array_library(cls, inputs))
         out = cls.forward(ctx, *arrays, **options)
         if not (_grad_enabled and True in needs_grad):
-            return Tensor._make(out, False, None)
+            return _make_tensor(out, False, None)
         ctx.fn, ctx.inputs, ctx.needs_input_grad = cls, inputs, tuple(needs_grad)
-        return Tensor._make(out, True, ctx)
+        return _make_tensor(out, True, ctx)
 
 
-def _array_library(fn, inputs, arrays):
+def _array_library(fn, inputs):
     """The array library all Tensor inputs share; an error naming both devices otherwise."""
-    kind = None
-    for t, a in zip(inputs, arrays):
+    first = None
+    for t in inputs:
         if isinstance(t, Tensor):
-            if kind is None:
-                kind, first = type(a), t
-            elif type(a) is not kind:
+            if first is None:
+                first = t
+            elif type(t.data) is not type(first.data):
                 raise RuntimeError(f"{fn.__name__}: expected all tensors on the same device, but "
                                    f"found one on {first.device} {first.shape} and one on "
                                    f"{t.device} {t.shape}; move one with .to(device) first")
-    return np if kind is np.ndarray or kind is None else backend.xp_of(first.data)
+    return np if first is None or type(first.data) is np.ndarray else backend.xp_of(first.data)
 
 
 def _input_gradients(ctx, dout, retain_graph):
-    """Run ctx's backward, check its contract (one gradient per input), and yield (input,
-    gradient) for every input that wants one, in its input's shape (a broadcast input gets the
-    sum over the axes it was copied along) and dtype."""
+    """Run ctx's backward, check its contract (one gradient per input), and return a list of
+    (input, gradient) for every input that wants one, in its input's shape (a broadcast input
+    gets the sum over the axes it was copied along) and dtype."""
     if ctx.saved is None:
         raise RuntimeError(
             f"backward() is running through the graph a second time, but {ctx.fn.__name__}'s "
@@ -112,13 +112,17 @@ def _input_gradients(ctx, dout, retain_graph):
                            f"{len(ctx.inputs)} inputs; return None for an input without one")
     if not retain_graph:
         ctx.saved = None        # frees the saved arrays: what keeps training memory flat
-    for x, g in zip(ctx.inputs, grads):
-        if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+    pairs = []                  # a list, not a generator: this runs for every op of every step
+    for x, g, wanted in zip(ctx.inputs, grads, ctx.needs_input_grad):
+        if g is None or not wanted:
             continue
         if g.shape != x.data.shape:
             g = _unbroadcast(g, x.data.shape, ctx.fn)
         dtype = x.data.dtype
-        yield x, g if g.dtype is dtype or g.dtype == dtype else g.astype(dtype)  # PyTorch's rule
+        if g.dtype is not dtype and g.dtype != dtype:
+            g = g.astype(dtype)     # PyTorch's rule: a gradient has its input's dtype
+        pairs.append((x, g))
+    return pairs
 
 
 def _unbroadcast(grad, shape, fn):
@@ -367,7 +371,7 @@ class Tensor(TensorMethods):
                     f"gradient=<array of shape {self.shape}>")
             return backend.xp_of(data).ones_like(data)
         gradient = gradient.data if isinstance(gradient, Tensor) else gradient
-        if type(gradient) is not type(data) or gradient.dtype != data.dtype:
+        if type(gradient) is not type(data) or gradient.dtype is not data.dtype:
             gradient = backend.xp_of(data).asarray(gradient, dtype=data.dtype)
         if gradient.shape != data.shape:
             raise ValueError(f"backward(gradient) needs a gradient of shape {self.shape}, "
