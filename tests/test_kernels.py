@@ -54,6 +54,11 @@ ROWS = [
     Row("conv-1x1", F.Conv2d, lambda x, w: F.conv2d(x, w), ((2, 4, 3, 3), (5, 4, 1, 1))),
     Row("conv-pad-stride2-3x3", F.Conv2d, lambda x, w: F.conv2d(x, w, stride=2, padding=1),
         ((3, 2, 6, 6), (4, 2, 3, 3))),
+    # one input channel: the kernel builds these patch matrices tap by tap (cpu._im2col)
+    Row("conv-1channel-3x3-pad1-bias", F.Conv2d, lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        ((3, 1, 5, 6), (4, 1, 3, 3), (4,))),
+    Row("conv-1channel-2x3-stride2", F.Conv2d, lambda x, w: F.conv2d(x, w, stride=2),
+        ((2, 1, 7, 6), (3, 1, 2, 3))),
     Row("ce-5x4", F.CrossEntropy, lambda x, t: F.cross_entropy(x, t), ((5, 4),), LABELS5),
     Row("ce-5x10", F.CrossEntropy, lambda x, t: F.cross_entropy(x * 30, t), ((5, 10),), LABELS5),
 ]

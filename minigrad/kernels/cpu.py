@@ -71,12 +71,28 @@ def _windows(xp, x_pad, kh, kw, sh, sw, Ho, Wo):
         x_pad, shape=(N, Ho, Wo, kh, kw, C), strides=(sN, sH * sh, sW * sw, sH, sW, sC))
 
 
+def _im2col(xp, windows):
+    """The (rows, kh*kw*C) patch matrix of a block of windows (N, Ho, Wo, kh, kw, C): one copy.
+
+    With one input channel (an image network's first layer) the windows' contiguous runs are
+    only kw values long, so the copy goes tap by tap instead, Wo values at a time, into a
+    (kh*kw, rows) array that is returned transposed (BLAS reads either order)."""
+    N, Ho, Wo, kh, kw, C = windows.shape
+    if C > 1:
+        return windows.reshape(-1, kh * kw * C)
+    cols_t = xp.empty((kh, kw, N, Ho, Wo), dtype=windows.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            cols_t[u, v] = windows[:, :, :, u, v, 0]
+    return cols_t.reshape(kh * kw, -1).T        # (kh*kw, rows) -> (rows, kh*kw), a view
+
+
 @stands_in_for(F.Conv2d)
 class Conv2d(Function):
     """im2col on channels-last memory, a block of images at a time.
 
     On channels-last memory a patch row is kh*kw contiguous runs of C values, copied from a
-    strided view of every patch (no Python loop). The rows of a block of images (_BLOCK_BYTES)
+    strided view of every patch (no Python loop; with one channel, tap by tap: _im2col). The rows of a block of images (_BLOCK_BYTES)
     are built and multiplied while they are in cache, and never kept: backward builds them
     again, block by block, from the padded input it saved (a ninth of their size for a 3x3
     kernel). The output is an (N, O, Ho, Wo) view of the (N, Ho, Wo, O) product, channels-last
@@ -97,7 +113,7 @@ class Conv2d(Function):
         w_mat = w.transpose(0, 2, 3, 1).reshape(O, kh * kw * C)  # (O, C, kh, kw) -> (O, kh*kw*C)
         out = xp.empty((N, Ho, Wo, O), dtype=x.dtype)
         for n in _blocks(N, windows[0].size * x.itemsize):
-            cols = windows[n].reshape(-1, kh * kw * C)          # im2col of the block: the one copy
+            cols = _im2col(xp, windows[n])                      # im2col of the block
             xp.matmul(cols, w_mat.T, out=out[n].reshape(-1, O))     # (rows, O), channels-last
         if b is not None:
             out += b
@@ -116,11 +132,11 @@ class Conv2d(Function):
         w_taps = w_mat.reshape(O, kh, kw, C)
         need_dx, need_dw, need_db = ctx.needs_input_grad
         dx_pad = xp.zeros_like(x_pad) if need_dx else None
-        dw = xp.zeros_like(w_mat) if need_dw else None
+        dw_t = xp.zeros((kh * kw * C, O), dtype=w_mat.dtype) if need_dw else None
         for n in _blocks(N, windows[0].size * x_pad.itemsize):
             d_rows = d[n].reshape(-1, O)               # (rows, O); a view if channels-last
             if need_dw:
-                dw += d_rows.T @ windows[n].reshape(-1, kh * kw * C)  # im2col of the block again
+                dw_t += _im2col(xp, windows[n]).T @ d_rows     # im2col of the block again
             if need_dx:
                 dx_block = dx_pad[n]
                 for u in range(kh):      # a loop over the kh*kw kernel taps, not over pixels
@@ -128,8 +144,9 @@ class Conv2d(Function):
                         tap = (d_rows @ w_taps[:, u, v, :]).reshape(-1, Ho, Wo, C)
                         dx_block[:, u:u + sh * Ho:sh, v:v + sw * Wo:sw, :] += tap
         dx = dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(0, 3, 1, 2) if need_dx else None
-        if need_dw:
-            dw = xp.ascontiguousarray(dw.reshape(O, kh, kw, C).transpose(0, 3, 1, 2))
+        dw = None
+        if need_dw:   # (kh*kw*C, O) -> (O, kh, kw, C) -> (O, C, kh, kw)
+            dw = xp.ascontiguousarray(dw_t.T.reshape(O, kh, kw, C).transpose(0, 3, 1, 2))
         db = _ones(xp, N * Ho * Wo, dout.dtype) @ d.reshape(-1, O) if need_db else None
         return dx, dw, db
 
