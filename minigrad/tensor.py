@@ -114,7 +114,8 @@ def _input_gradients(ctx, dout, retain_graph):
         ctx.saved = None        # frees the saved arrays: what keeps training memory flat
     pairs = []                  # a list, not a generator: this runs for every op of every step
     for x, g, wanted in zip(ctx.inputs, grads, ctx.needs_input_grad):
-        if g is None or not wanted:
+        # no gradient for an input that wants none, or was switched off since forward (PyTorch)
+        if g is None or not wanted or not x.requires_grad:
             continue
         if g.shape != x.data.shape:
             g = _unbroadcast(g, x.data.shape, ctx.fn)

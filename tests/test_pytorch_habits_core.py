@@ -381,3 +381,15 @@ def test_batchnorm_module_without_running_stats_uses_batch_stats_in_eval():
     out = bn(x).numpy()
     expected = (x.numpy() - x.numpy().mean(0)) / np.sqrt(x.numpy().var(0) + 1e-5)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_a_leaf_switched_off_after_forward_gets_no_gradient():
+    # PyTorch 2.x: a = ones(2, requires_grad=True); c = (a * b).sum(); a.requires_grad_(False);
+    # c.backward() leaves a.grad None and still gives b its gradient
+    a = Tensor(np.ones(2), requires_grad=True)
+    b = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    c = (a * b).sum()
+    a.requires_grad_(False)
+    c.backward()
+    assert a.grad is None
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
