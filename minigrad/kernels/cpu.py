@@ -79,7 +79,7 @@ def _im2col(xp, windows):
     (kh*kw, rows) array that is returned transposed (BLAS reads either order)."""
     N, Ho, Wo, kh, kw, C = windows.shape
     if C > 1:
-        return windows.reshape(-1, kh * kw * C)
+        return windows.reshape(-1, kh * kw * C)     # (N, Ho, Wo, kh, kw, C) -> (rows, kh*kw*C)
     cols_t = xp.empty((kh, kw, N, Ho, Wo), dtype=windows.dtype)
     for u in range(kh):
         for v in range(kw):
