@@ -198,7 +198,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        """Forget the gradients (None, PyTorch 2's default) or, with set_to_none=False, zero them."""
+        """Forget the gradients (None, PyTorch 2's default), or zero them (set_to_none=False)."""
         for p in self.parameters():
             if set_to_none:
                 p.grad = None

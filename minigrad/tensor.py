@@ -13,20 +13,34 @@ from . import backend, kernels
 _grad_enabled = True
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradMode(contextlib.ContextDecorator):
+    """Record graphs (`enabled`) or not inside the block; the setting before it comes back."""
+
+    enabled = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+
+class no_grad(_GradMode):
     """Context manager and decorator: operations inside record no graph.
 
         with no_grad():              @no_grad()
             y = model(x)             def evaluate(model): ...
     """
 
-    def __enter__(self):
-        global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, False
+    enabled = False
 
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: record graphs again inside a no_grad block."""
+
+    enabled = True
 
 
 def is_grad_enabled():
@@ -536,18 +550,6 @@ class Tensor(TensorMethods):
         elif isinstance(index, Tensor):
             index = index.data
         return _ops.GetItem.apply(self, index=index)
-
-class enable_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: record graphs again inside a no_grad block."""
-
-    def __enter__(self):
-        global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, True
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
-
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False):
     """PyTorch-style factory: same as Tensor(...)."""

@@ -118,8 +118,9 @@ class TensorMethods:
 
     def squeeze(self, dim=None):
         """Drop axes of size 1 (only `dim`, if given and of size 1, as in PyTorch)."""
-        dims = range(self.ndim) if dim is None else [_axis(d, self.ndim, "squeeze", self.shape) for d in (
-            dim if isinstance(dim, (tuple, list)) else (dim,))]
+        given = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = range(self.ndim) if dim is None else [_axis(d, self.ndim, "squeeze", self.shape)
+                                                     for d in given]
         drop = {d for d in dims if self.shape[d] == 1}
         return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
 

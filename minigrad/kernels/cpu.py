@@ -92,12 +92,13 @@ class Conv2d(Function):
     """im2col on channels-last memory, a block of images at a time.
 
     On channels-last memory a patch row is kh*kw contiguous runs of C values, copied from a
-    strided view of every patch (no Python loop; with one channel, tap by tap: _im2col). The rows of a block of images (_BLOCK_BYTES)
-    are built and multiplied while they are in cache, and never kept: backward builds them
-    again, block by block, from the padded input it saved (a ninth of their size for a 3x3
-    kernel). The output is an (N, O, Ho, Wo) view of the (N, Ho, Wo, O) product, channels-last
-    in memory. Backward adds one (rows, O) @ (O, C) product per kernel tap straight into the
-    padded input gradient, instead of building the (rows, C*kh*kw) column gradient.
+    strided view of every patch (no Python loop; with one channel, tap by tap: _im2col). The
+    rows of a block of images (_BLOCK_BYTES) are built and multiplied while they are in cache,
+    and never kept: backward builds them again, block by block, from the padded input it saved
+    (a ninth of their size for a 3x3 kernel). The output is an (N, O, Ho, Wo) view of the
+    (N, Ho, Wo, O) product, channels-last in memory. Backward adds one (rows, O) @ (O, C)
+    product per kernel tap straight into the padded input gradient, instead of building the
+    (rows, C*kh*kw) column gradient.
     """
 
     @staticmethod
@@ -144,9 +145,9 @@ class Conv2d(Function):
                         tap = (d_rows @ w_taps[:, u, v, :]).reshape(-1, Ho, Wo, C)
                         dx_block[:, u:u + sh * Ho:sh, v:v + sw * Wo:sw, :] += tap
         dx = dx_pad[:, ph:ph + H, pw:pw + W, :].transpose(0, 3, 1, 2) if need_dx else None
-        dw = None
-        if need_dw:   # (kh*kw*C, O) -> (O, kh, kw, C) -> (O, C, kh, kw)
-            dw = xp.ascontiguousarray(dw_t.T.reshape(O, kh, kw, C).transpose(0, 3, 1, 2))
+        # (kh*kw*C, O) -> (O, kh, kw, C) -> (O, C, kh, kw)
+        dw = (xp.ascontiguousarray(dw_t.T.reshape(O, kh, kw, C).transpose(0, 3, 1, 2))
+              if need_dw else None)
         db = _ones(xp, N * Ho * Wo, dout.dtype) @ d.reshape(-1, O) if need_db else None
         return dx, dw, db
 
