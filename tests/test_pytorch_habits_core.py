@@ -90,12 +90,12 @@ def test_conv2d_takes_all_nine_arguments_positionally():
 
 
 # ---- F.pad and F.unfold -------------------------------------------------------------------------
-@pytest.mark.parametrize("case", _cases("pad"))
-def test_pad_matches_pytorch(case, dtype, device):
-    fx, ref = _case("pad", case), REF[dtype]
+@pytest.mark.parametrize("group, case", [(g, c) for g in ("pad", "unfold") for c in _cases(g)])
+def test_pad_and_unfold_match_pytorch(group, case, dtype, device):
+    fx, ref = _case(group, case), REF[dtype]
     kwargs = tuples(json.loads(str(fx["kwargs"])))
     x = leaf(fx["x"], dtype, device)
-    y = F.pad(x, **kwargs)
+    y = getattr(F, group)(x, **kwargs)          # F.pad or F.unfold
     check(y, fx[f"{ref}/out"], dtype, f"{case} out")
     y.backward(Tensor(fx["dout"], dtype=dtype, device=device))
     check(x.grad, fx[f"{ref}/dx"], dtype, f"{case} dx")
@@ -107,17 +107,6 @@ def test_pad_takes_pytorch_positional_order():
     np.testing.assert_array_equal(y.data[0, 0], [9, 0, 1, 2, 9, 9])
     y = F.pad(x, (2, 1), "reflect")
     np.testing.assert_array_equal(y.data[0, 1], [5, 4, 3, 4, 5, 4])
-
-
-@pytest.mark.parametrize("case", _cases("unfold"))
-def test_unfold_matches_pytorch(case, dtype, device):
-    fx, ref = _case("unfold", case), REF[dtype]
-    kwargs = tuples(json.loads(str(fx["kwargs"])))
-    x = leaf(fx["x"], dtype, device)
-    y = F.unfold(x, **kwargs)
-    check(y, fx[f"{ref}/out"], dtype, f"{case} out")
-    y.backward(Tensor(fx["dout"], dtype=dtype, device=device))
-    check(x.grad, fx[f"{ref}/dx"], dtype, f"{case} dx")
 
 
 def test_unfold_takes_pytorch_positional_order():
